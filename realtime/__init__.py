@@ -1,0 +1,3 @@
+"""realtime: a self-hosted, real-time discussion server on PostgreSQL."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,291 @@
+"""HTTP routes: parse the request, call the service, answer JSON or problem+json."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import auth
+from .errors import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from .models import Draft, Moderator
+from .schemas import (
+    BIGINT,
+    SLUG,
+    CommentEdit,
+    Login,
+    ModeratorAction,
+    NewComment,
+    PostFields,
+    field_errors,
+)
+from .service import Actor, Service
+from .state import state_of
+
+MAX_BODY = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON answer encoded with orjson."""
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+async def read_body(request: Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body validated by `model`: 415, 413 and 422 before anything is done."""
+    declared = request.headers.get("content-length")
+    if optional and declared in (None, "0") and "transfer-encoding" not in request.headers:
+        return model.model_validate({})
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY} bytes")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed.field("body", "is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed.field("body", "must be a JSON object")
+    if _has_nul(data):
+        raise ValidationFailed.field("body", "must not contain NUL characters")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ValidationFailed(detail, errors=errors) from None
+
+
+def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    """An integer query parameter within bounds, else 422."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationFailed.field(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def slug_of(request: Request) -> str:
+    """The post slug of the path (404 when it cannot be one)."""
+    slug: str = request.path_params["slug"]
+    if not SLUG.match(slug):
+        raise NotFound(f"no post {slug!r}")
+    return slug
+
+
+def comment_id_of(request: Request) -> int:
+    """The comment id of the path (404 past the largest id there can be)."""
+    found: int = request.path_params["id"]
+    if found > BIGINT:
+        raise NotFound(f"no comment {found}")
+    return found
+
+
+def _service(request: Request) -> Service:
+    return state_of(request.app).service
+
+
+async def current_moderator(request: Request) -> Moderator | None:
+    """The moderator whose session cookie came with the request."""
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if not token:
+        return None
+    return await _service(request).store.session_moderator(token)
+
+
+def check_origin(request: Request) -> None:
+    """Cookie-authenticated writes must come from an allowed origin (CSRF)."""
+    settings = state_of(request.app).settings
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    own = auth.origin_of(settings.public_url) or f"{request.url.scheme}://{request.url.netloc}"
+    if not auth.origin_allowed(origin, own, settings.extra_origins):
+        raise Forbidden("this request must come from an allowed origin")
+
+
+async def require_moderator(request: Request, *, write: bool = True) -> Moderator:
+    """The moderator making the request, else 401; writes also pass the origin check."""
+    moderator = await current_moderator(request)
+    if moderator is None:
+        raise Unauthorized("log in as a moderator")
+    if write:
+        check_origin(request)
+    return moderator
+
+
+async def actor_of(request: Request) -> Actor:
+    """A moderator session or an `Authorization: Edit <token>` header."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "edit" and token.strip():
+        return Actor(edit_token=token.strip())
+    moderator = await current_moderator(request)
+    if moderator is not None:
+        check_origin(request)
+        return Actor(moderator=moderator)
+    return Actor()
+
+
+# posts ----------------------------------------------------------------------------------
+
+async def list_posts(request: Request) -> Response:
+    limit = query_int(request, "limit", 50, 1, 500) or 50
+    after = query_int(request, "after", None, 0, BIGINT)
+    posts, cursor = await _service(request).store.list_posts(limit, after)
+    return json_response({"posts": [p.public() for p in posts], "next": cursor})
+
+
+async def get_post(request: Request) -> Response:
+    post = await _service(request).store.get_post(slug_of(request))
+    return json_response(post.public())
+
+
+async def put_post(request: Request) -> Response:
+    slug = slug_of(request)
+    await require_moderator(request)
+    fields = await read_body(request, PostFields)
+    post, created = await _service(request).put_post(slug, fields.model_dump(exclude_unset=True))
+    return json_response(post.public(), 201 if created else 200)
+
+
+# comments -------------------------------------------------------------------------------
+
+async def read_thread(request: Request) -> Response:
+    slug = slug_of(request)
+    limit = query_int(request, "limit", 200, 1, 500) or 200
+    after = query_int(request, "after", None, 0, BIGINT)
+    post, comments, cursor = await _service(request).read_thread(slug, after, limit)
+    return json_response({"post": post.public(), "comments": [c.public() for c in comments],
+                          "next": cursor, "seq": post.seq})
+
+
+async def post_comment(request: Request) -> Response:
+    slug = slug_of(request)
+    new = await read_body(request, NewComment)
+    client = request.client.host if request.client else None
+    draft = Draft(body=new.body, author_name=new.author.name, author_email=new.author.email,
+                  author_url=new.author.url, parent_id=new.parent_id, client_id=new.client_id,
+                  ip=auth.ip_or_none(client), user_agent=request.headers.get("user-agent"))
+    created = await _service(request).create_comment(slug, draft)
+    if not created.created:
+        return json_response({"comment": created.comment.shown()}, 200)
+    return json_response({"comment": created.comment.shown(), "edit_token": created.edit_token,
+                          "seq": created.seq}, 201)
+
+
+async def get_comment(request: Request) -> Response:
+    comment = await _service(request).public_comment(comment_id_of(request))
+    return json_response({"comment": comment.public()})
+
+
+async def edit_comment(request: Request) -> Response:
+    actor = await actor_of(request)
+    edit = await read_body(request, CommentEdit)
+    comment = await _service(request).edit_comment(comment_id_of(request), edit.body, actor)
+    shown = comment.private() if actor.moderator else comment.shown()
+    return json_response({"comment": shown})
+
+
+async def delete_comment(request: Request) -> Response:
+    actor = await actor_of(request)
+    await _service(request).delete_comment(comment_id_of(request), actor)
+    return Response(status_code=204)
+
+
+# moderators -----------------------------------------------------------------------------
+
+async def login(request: Request) -> Response:
+    if request.headers.get("origin"):
+        check_origin(request)
+    body = await read_body(request, Login)
+    moderator, token = await _service(request).login(body.username, body.password)
+    response = json_response({"moderator": {"username": moderator.username}})
+    days = state_of(request.app).settings.session_days
+    response.set_cookie(auth.SESSION_COOKIE, token, max_age=days * 86400, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/",
+                        expires=datetime.now(UTC) + timedelta(days=days))
+    return response
+
+
+async def logout(request: Request) -> Response:
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        check_origin(request)
+        await _service(request).store.delete_session(token)
+    response = Response(status_code=204)
+    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+async def me(request: Request) -> Response:
+    moderator = await require_moderator(request, write=False)
+    return json_response({"moderator": {"username": moderator.username}})
+
+
+async def moderation_queue(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    status = request.query_params.get("status", "pending")
+    if status not in {"pending", "approved", "spam", "rejected", "deleted", "all"}:
+        raise ValidationFailed.field(
+            "status", "must be pending, approved, spam, rejected, deleted or all")
+    limit = query_int(request, "limit", 100, 1, 500) or 100
+    after = query_int(request, "after", None, 0, BIGINT)
+    comments, cursor = await _service(request).store.queue(
+        None if status == "all" else status, after, limit)
+    return json_response({"comments": [c.private() for c in comments], "next": cursor})
+
+
+async def moderate(request: Request) -> Response:
+    action = request.path_params["action"]
+    if action not in {"approve", "reject", "spam", "delete", "restore"}:
+        raise NotFound(f"no action {action!r}")
+    moderator = await require_moderator(request)
+    body = await read_body(request, ModeratorAction, optional=True)
+    comment = await _service(request).moderate(comment_id_of(request), action, moderator,
+                                               body.version, body.reason)
+    return json_response({"comment": comment.private()})
+
+
+ROUTES = [
+    Route("/api/posts", list_posts, methods=["GET"]),
+    Route("/api/posts/{slug}", get_post, methods=["GET"]),
+    Route("/api/posts/{slug}", put_post, methods=["PUT"]),
+    Route("/api/posts/{slug}/comments", read_thread, methods=["GET"]),
+    Route("/api/posts/{slug}/comments", post_comment, methods=["POST"]),
+    Route("/api/comments/{id:int}", get_comment, methods=["GET"]),
+    Route("/api/comments/{id:int}", edit_comment, methods=["PATCH"]),
+    Route("/api/comments/{id:int}", delete_comment, methods=["DELETE"]),
+    Route("/api/auth/login", login, methods=["POST"]),
+    Route("/api/auth/logout", logout, methods=["POST"]),
+    Route("/api/auth/me", me, methods=["GET"]),
+    Route("/api/moderation/queue", moderation_queue, methods=["GET"]),
+    Route("/api/moderation/comments/{id:int}/{action}", moderate, methods=["POST"]),
+]

@@ -1,0 +1,65 @@
+"""Moderator passwords (argon2), session and edit tokens, and origin checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+SESSION_COOKIE = "realtime_session"
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps login time the same either way.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    """Whether the password matches; takes as long when there is no account."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with weaker parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_token() -> str:
+    """An unguessable token for a session or an edit right."""
+    return secrets.token_urlsafe(32)
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of a URL, or None when it has none."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(origin: str | None, own: str, extra: frozenset[str]) -> bool:
+    """Same origin as the server, or one of the configured extra origins."""
+    if not origin:
+        return False
+    found = origin_of(origin)
+    return found is not None and (found == own.lower() or found in {o.lower() for o in extra})
+
+
+def ip_or_none(host: str | None) -> str | None:
+    """The client address when it is an IP address (test transports give names)."""
+    if host is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None

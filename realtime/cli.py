@@ -1,0 +1,171 @@
+"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from . import db, demo
+from .config import SETTINGS, Settings
+from .errors import RealtimeError
+from .service import Service
+from .store import Store
+
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The database URL: the configured one, or the embedded database for as long as needed."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from .embedded import EmbeddedDatabaseError, EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
+    async def main() -> T:
+        conn = await db.connect(url)
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+        pool = await db.create_pool(url, 2)
+        try:
+            return await work(Service(Store(pool), settings.replace(database_url=url)))
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(main())
+    except RealtimeError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit
+    # lets the embedded database be stopped by the `finally` below.
+    raise SystemExit(0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="realtime")
+def main() -> None:
+    """realtime: a self-hosted, real-time discussion server on PostgreSQL.
+
+    Settings come from REALTIME_* environment variables (see the README); the flags below
+    override them.
+    """
+
+
+def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A flag for every setting of the table, e.g. `--edit-window-s` for REALTIME_EDIT_WINDOW_S."""
+    for setting in reversed(SETTINGS):
+        kind: Any = click.Path(path_type=Path) if setting.type is Path else setting.type
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.type is bool:
+            flag = f"{flag}/--no-{setting.name.replace('_', '-')}"
+        command = click.option(flag, setting.name, type=kind, default=None,
+                               help=f"{setting.help} [{setting.env}, {setting.default}]")(command)
+    return command
+
+
+@main.command()
+@setting_options
+@click.option("--demo", "with_demo", is_flag=True,
+              help="create a demo thread (once) and print its URL")
+def serve(with_demo: bool, **options: Any) -> None:
+    """Run the server (embedded database unless REALTIME_DATABASE_URL is set)."""
+    from . import server
+
+    settings = _settings(**options)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    with database(settings) as url:
+        settings = settings.replace(database_url=url)
+        if with_demo:
+            _run(url, settings, demo.create_demo)
+        # Worker processes build their app from the environment, so hand them every setting.
+        os.environ.update({s.env: str(getattr(settings, s.name)) for s in SETTINGS})
+        where = f"{settings.base_url}/p/{demo.SLUG}" if with_demo else f"{settings.base_url}/"
+        click.echo(f"realtime is serving at {where}", err=True)
+        server.run(settings)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    settings = _settings()
+    with database(settings) as url:
+        async def apply(service: Service) -> None:
+            return None
+
+        _run(url, settings, apply)
+    click.echo("database is up to date")
+
+
+@main.command("create-moderator")
+@click.argument("name")
+def create_moderator(name: str) -> None:
+    """Create a moderator (or reset a password); reads the password from stdin if piped."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = _settings()
+    with database(settings) as url:
+        moderator = _run(url, settings, lambda s: s.create_moderator(name, password))
+    click.echo(f"moderator {moderator.username!r} is ready")
+
+
+@main.command("create-post")
+@click.argument("slug")
+@click.option("--title", required=True, help="the post's title")
+@click.option("--url", default=None, help="the page the thread belongs to")
+@click.option("--moderation", type=click.Choice(["post", "pre"]), default=None,
+              help="post: comments appear at once; pre: they wait for approval")
+def create_post(slug: str, title: str, url: str | None, moderation: str | None) -> None:
+    """Create or update a post (a thread)."""
+    from pydantic import ValidationError
+
+    from .schemas import SLUG, PostFields, field_errors
+
+    if not SLUG.match(slug):
+        raise click.BadParameter("use 1..200 characters of a-z, 0-9, '.', '_' and '-'",
+                                 param_hint="SLUG")
+    try:
+        fields = PostFields.model_validate({"title": title, "url": url, "moderation": moderation})
+    except ValidationError as exc:
+        raise click.ClickException(
+            "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc))) from None
+    settings = _settings()
+    with database(settings) as db_url:
+        post, created = _run(db_url, settings,
+                             lambda s: s.put_post(slug, fields.model_dump(exclude_none=True)))
+    click.echo(f"post {post.slug!r} {'created' if created else 'updated'}:"
+               f" {settings.base_url}/p/{post.slug}")

@@ -1,0 +1,137 @@
+"""Settings: one table (name, default, help) behind `REALTIME_*` variables, flags and README.
+
+`Settings.from_env()` reads the environment once, at start-up; nothing reads configuration at
+import time. Every entry of `SETTINGS` becomes an environment variable `REALTIME_<NAME>` and is
+listed in the README by `realtime settings --markdown`; a test keeps the README in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Moderation = Literal["post", "pre"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: its name, type, default and a line of help."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "REALTIME_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", str, "", "PostgreSQL URL; empty starts the embedded database"),
+    Setting("data_dir", Path, Path(".realtime"), "where the embedded database keeps its files"),
+    Setting("host", str, "127.0.0.1", "address to listen on"),
+    Setting("port", int, 8000, "port to listen on"),
+    Setting("workers", int, 1, "server processes sharing the port"),
+    Setting("public_url", str, "", "base URL printed for users; default http://HOST:PORT"),
+    Setting("allowed_origins", str, "", "comma-separated extra origins allowed to embed and write"),
+    Setting("default_moderation", str, "post", "moderation of new posts: post or pre"),
+    Setting("max_depth", int, 6, "deepest reply nesting; deeper replies attach higher"),
+    Setting("edit_window_s", int, 900, "seconds an author may edit or delete with the edit token"),
+    Setting("max_links", int, 2, "links a comment may hold before it waits for a moderator"),
+    Setting("retention_days", int, 7, "days events are kept for resuming clients"),
+    Setting("replay_limit", int, 1000, "most missed events replayed before a reset"),
+    Setting("max_subscriptions", int, 50, "subscriptions one WebSocket connection may hold"),
+    Setting("max_connections_per_ip", int, 256, "WebSocket connections one client IP may hold"),
+    Setting("queue_size", int, 256, "messages waiting for one slow subscriber before 4008"),
+    Setting("ws_ping_interval", float, 20.0, "seconds between protocol pings to each client"),
+    Setting("ws_deflate", bool, False, "per-message deflate on WebSockets (costs memory)"),
+    Setting("session_days", int, 14, "days a moderator session lasts"),
+    Setting("pool_size", int, 10, "database connections per process"),
+    Setting("log_level", str, "info", "debug, info, warning or error"),
+)
+
+
+def _parse(setting: Setting, raw: str) -> Any:
+    if setting.type is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if setting.type is Path:
+        return Path(raw)
+    return setting.type(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one server, frozen after start-up."""
+
+    database_url: str = ""
+    data_dir: Path = Path(".realtime")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    public_url: str = ""
+    allowed_origins: str = ""
+    default_moderation: str = "post"
+    max_depth: int = 6
+    edit_window_s: int = 900
+    max_links: int = 2
+    retention_days: int = 7
+    replay_limit: int = 1000
+    max_subscriptions: int = 50
+    max_connections_per_ip: int = 256
+    queue_size: int = 256
+    ws_ping_interval: float = 20.0
+    ws_deflate: bool = False
+    session_days: int = 14
+    pool_size: int = 10
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `REALTIME_*` variables; explicit overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            if setting.env in env:
+                try:
+                    values[setting.name] = _parse(setting, env[setting.env])
+                except ValueError:
+                    raise ValueError(f"{setting.env}={env[setting.env]!r} is not a valid"
+                                     f" {setting.type.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.default_moderation not in ("post", "pre"):
+            raise ValueError("REALTIME_DEFAULT_MODERATION must be post or pre")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError("REALTIME_LOG_LEVEL must be debug, info, warning or error")
+        if self.workers < 1 or self.max_depth < 1 or self.queue_size < 1:
+            raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH and REALTIME_QUEUE_SIZE"
+                             " must be at least 1")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def extra_origins(self) -> frozenset[str]:
+        origins = (o.strip().rstrip("/") for o in self.allowed_origins.split(","))
+        return frozenset(o for o in origins if o)
+
+
+def settings_markdown() -> str:
+    """The settings table for the README."""
+    rows = ["| variable | default | what it sets |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "" if s.default == "" else str(s.default)
+        rows.append(f"| `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,329 @@
+"""Channels to subscribers: per-connection bounded queues, fan-out, catch-up and presence.
+
+The fan-out never awaits a socket: `deliver` only appends a shared, already-encoded frame to
+each subscriber's queue, and every connection's own writer task drains its queue, sending
+several waiting frames as one JSON array. A connection whose queue overflows is closed with
+4008 and everyone else goes on at full speed.
+
+Per `post:` channel every subscription remembers the last seq it was given, so nothing is
+sent twice and a gap is noticed. A gap, a large event that travelled as a key, and a
+reconnect of the database listener all lead to the same repair: read the channel's events
+after the lowest seq its subscribers have, from the database, and deliver them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from . import protocol
+from .models import Event
+
+log = logging.getLogger(__name__)
+
+FetchEvents = Callable[[str, int, int], Awaitable[list[Event] | None]]
+FetchPrivate = Callable[[int], Awaitable[dict[str, Any] | None]]
+PRESENCE_TTL = 15.0
+
+
+class Connection:
+    """One WebSocket's outbound side: a bounded queue and the state of its subscriptions."""
+
+    def __init__(self, ip: str | None, moderator: str | None, limit: int) -> None:
+        self.ip = ip
+        self.moderator = moderator
+        self.limit = limit
+        self.queue: deque[str] = deque()
+        self.wakeup = asyncio.Event()
+        self.closing: tuple[int, str] | None = None
+        self.subscriptions: dict[str, Subscription] = {}
+
+    def push(self, frame: str) -> None:
+        """Queue a frame; past the limit the connection is marked to close with 4008."""
+        if self.closing is not None:
+            return
+        if len(self.queue) >= self.limit:
+            self.queue.clear()
+            self.close_soon(4008, "slow consumer")
+            return
+        self.queue.append(frame)
+        self.wakeup.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Ask the writer to close the socket after what it is sending now."""
+        if self.closing is None:
+            self.closing = (code, reason)
+        self.wakeup.set()
+
+    async def write(self, send: Callable[[str], Awaitable[None]],
+                    close: Callable[[int, str], Awaitable[None]]) -> None:
+        """The writer task: drain the queue, batching what waits, until closed."""
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.queue and self.closing is None:
+                frames = list(self.queue)
+                self.queue.clear()
+                await send(protocol.batch(frames))
+            if self.closing is not None:
+                await close(*self.closing)
+                return
+
+
+class Subscription:
+    """One connection's subscription to one channel."""
+
+    __slots__ = ("conn", "channel", "last", "held")
+
+    def __init__(self, conn: Connection, channel: str) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.last = 0
+        # Live frames wait here while the subscription replays from the database.
+        self.held: list[tuple[int, str]] | None = []
+
+    def offer(self, seq: int, frame: str) -> bool:
+        """Give the subscriber a post event; False when it reveals a gap."""
+        if self.held is not None:
+            self.held.append((seq, frame))
+            return True
+        if seq <= self.last:
+            return True
+        if seq > self.last + 1:
+            return False
+        self.last = seq
+        self.conn.push(frame)
+        return True
+
+    def go_live(self, replayed_up_to: int) -> bool:
+        """End the replay: send the held frames that the replay did not cover."""
+        held, self.held = self.held or [], None
+        self.last = replayed_up_to
+        return all(self.offer(seq, frame) for seq, frame in sorted(held))
+
+
+class Hub:
+    """Every subscription of this node, and the fan-out of events to them."""
+
+    def __init__(self, *, node_id: str, queue_size: int, replay_limit: int,
+                 fetch_events: FetchEvents, fetch_private: FetchPrivate) -> None:
+        self.node_id = node_id
+        self.queue_size = queue_size
+        self.replay_limit = replay_limit
+        self.fetch_events = fetch_events
+        self.fetch_private = fetch_private
+        self.connections: set[Connection] = set()
+        self.per_ip: Counter[str | None] = Counter()
+        self.channels: dict[str, set[Subscription]] = {}
+        self.repairing: dict[str, bool] = {}
+        self.remote: dict[tuple[str, str], tuple[int, float]] = {}
+        self.shown: dict[str, int] = {}
+        self.announced: dict[str, int] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+
+    # connections and subscriptions ------------------------------------------------------
+
+    def connect(self, ip: str | None, moderator: str | None) -> Connection:
+        """A new connection, counted against its IP address."""
+        conn = Connection(ip, moderator, self.queue_size)
+        self.connections.add(conn)
+        self.per_ip[ip] += 1
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection and all its subscriptions."""
+        for channel in list(conn.subscriptions):
+            self.unsubscribe(conn, channel)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.per_ip[conn.ip] -= 1
+            if self.per_ip[conn.ip] <= 0:
+                del self.per_ip[conn.ip]
+
+    def subscribe(self, conn: Connection, channel: str) -> Subscription:
+        """Register a subscription first, so nothing published from now on is missed."""
+        self.unsubscribe(conn, channel)
+        sub = Subscription(conn, channel)
+        conn.subscriptions[channel] = sub
+        self.channels.setdefault(channel, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, conn: Connection, channel: str) -> bool:
+        """Drop one subscription; False when there was none."""
+        sub = conn.subscriptions.pop(channel, None)
+        if sub is None:
+            return False
+        subs = self.channels.get(channel)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.channels[channel]
+        return True
+
+    def watching(self, channel: str) -> int:
+        """Connections subscribed to a channel on all nodes."""
+        now = time.monotonic()
+        remote = sum(count for (node, ch), (count, seen) in self.remote.items()
+                     if ch == channel and now - seen < PRESENCE_TTL)
+        return len(self.channels.get(channel, ())) + remote
+
+    # events from the bus ----------------------------------------------------------------
+
+    def notify(self, payload: str) -> None:
+        """A NOTIFY from any node, in commit order; must not block."""
+        try:
+            note = orjson.loads(payload)
+            slug: str = note["post"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignored a malformed notification")
+            return
+        channel = protocol.post_channel(slug)
+        seq = note.get("seq")
+        if seq is not None and channel in self.channels:
+            if note.get("key"):
+                self.repair(channel)
+            else:
+                data = orjson.dumps(note["data"])
+                self.deliver(channel, seq, protocol.event(channel, seq, note["event"], data))
+        mod = note.get("mod")
+        if mod is not None and protocol.MODERATION in self.channels:
+            if "data" in mod:
+                self.deliver_moderation(mod["event"], orjson.dumps(mod["data"]))
+            else:
+                self.spawn(self._fetch_moderation(mod["event"], mod["comment_id"]))
+
+    def deliver(self, channel: str, seq: int, frame: str) -> None:
+        """Hand one encoded post event to every subscriber of its channel."""
+        if channel in self.repairing:
+            self.repairing[channel] = True
+            return
+        subs = self.channels.get(channel, ())
+        gap = False
+        for sub in subs:
+            gap = not sub.offer(seq, frame) or gap
+        self.delivered += len(subs)
+        if gap:
+            self.repair(channel)
+
+    def deliver_moderation(self, name: str, data: bytes) -> None:
+        """Hand one comment change to every moderator's connection."""
+        frame = protocol.event(protocol.MODERATION, None, name, data)
+        for sub in self.channels.get(protocol.MODERATION, ()):
+            sub.conn.push(frame)
+
+    def resync(self) -> None:
+        """The listener was down: repair every channel from the database."""
+        for channel in list(self.channels):
+            if channel == protocol.MODERATION:
+                for sub in self.channels[channel]:
+                    sub.conn.push(protocol.reset(channel, "listener_reconnected"))
+            else:
+                self.repair(channel)
+
+    def repair(self, channel: str) -> None:
+        """Read the channel's events after its slowest live subscriber, and deliver them."""
+        if channel in self.repairing:
+            self.repairing[channel] = True
+            return
+        self.repairing[channel] = False
+        self.spawn(self._repair(channel))
+
+    async def _repair(self, channel: str) -> None:
+        slug = protocol.channel_slug(channel)
+        assert slug is not None
+        try:
+            while True:
+                self.repairing[channel] = False
+                live = [s for s in self.channels.get(channel, ()) if s.held is None]
+                if not live:
+                    break
+                since = min(s.last for s in live)
+                events = await self.fetch_events(slug, since, self.replay_limit + 1)
+                if events is None or len(events) > self.replay_limit:
+                    reason = "history_expired" if events is None else "too_far_behind"
+                    for sub in live:
+                        if sub.last == since:
+                            sub.conn.push(protocol.reset(channel, reason))
+                            self.unsubscribe(sub.conn, channel)
+                    continue
+                for event in events:
+                    frame = protocol.event(channel, event.seq, event.type, event.data)
+                    for sub in self.channels.get(channel, ()):
+                        sub.offer(event.seq, frame)
+                if not self.repairing[channel]:
+                    break
+        except Exception:
+            log.exception("repair of %s failed; the next event retries", channel)
+        finally:
+            self.repairing.pop(channel, None)
+
+    async def _fetch_moderation(self, name: str, comment_id: int) -> None:
+        data = await self.fetch_private(comment_id)
+        if data is not None:
+            self.deliver_moderation(name, orjson.dumps(data))
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run `work` in the background, keeping a reference until it ends."""
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # presence ---------------------------------------------------------------------------
+
+    def local_counts(self) -> dict[str, int]:
+        """Subscriptions per channel on this node."""
+        return {channel: len(subs) for channel, subs in self.channels.items()}
+
+    def presence_changes(self) -> dict[str, int]:
+        """Local counts that changed since last announced (zero for channels gone)."""
+        counts = self.local_counts()
+        changed = {ch: n for ch, n in counts.items() if self.announced.get(ch) != n}
+        changed.update({ch: 0 for ch in self.announced if ch not in counts})
+        self.announced = counts
+        return changed
+
+    def remote_presence(self, payload: str) -> None:
+        """Another node's counts, from the bus."""
+        try:
+            note = orjson.loads(payload)
+            node, counts = note["node"], note["counts"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if node == self.node_id or not isinstance(counts, dict):
+            return
+        now = time.monotonic()
+        for channel, count in counts.items():
+            if isinstance(count, int):
+                self.remote[(node, channel)] = (count, now)
+
+    def push_presence(self) -> None:
+        """Tell subscribers of every channel whose total changed; at most once per call."""
+        now = time.monotonic()
+        self.remote = {k: v for k, v in self.remote.items()
+                       if now - v[1] < PRESENCE_TTL and v[0] > 0}
+        for channel, subs in self.channels.items():
+            total = self.watching(channel)
+            if self.shown.get(channel) != total:
+                self.shown[channel] = total
+                frame = protocol.presence(channel, total)
+                for sub in subs:
+                    if sub.held is None:
+                        sub.conn.push(frame)
+        for channel in [c for c in self.shown if c not in self.channels]:
+            del self.shown[channel]
+
+    async def close_all(self, code: int, reason: str, timeout: float = 2.0) -> None:
+        """Close every connection (server going away), waiting briefly for the frames."""
+        for conn in list(self.connections):
+            conn.close_soon(code, reason)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)

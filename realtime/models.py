@@ -1,0 +1,131 @@
+"""Plain frozen records passed between the layers; no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+VISIBLE = "approved"
+REMOVED = frozenset({"deleted", "rejected", "spam"})
+
+
+def iso(ts: datetime | None) -> str | None:
+    """RFC 3339 UTC with a Z, as the wire contract writes times."""
+    if ts is None:
+        return None
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Post:
+    """A thread."""
+
+    id: int
+    slug: str
+    title: str
+    url: str | None
+    moderation: str
+    open: bool
+    comment_count: int
+    seq: int
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """The post as the wire contract shows it."""
+        return {"slug": self.slug, "title": self.title, "url": self.url,
+                "moderation": self.moderation, "open": self.open,
+                "comment_count": self.comment_count, "seq": self.seq,
+                "created_at": iso(self.created_at)}
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment with its private fields; `public()` and `private()` choose what leaves."""
+
+    id: int
+    post_id: int
+    post: str
+    parent_id: int | None
+    depth: int
+    kind: str
+    status: str
+    author_name: str
+    author_email: str | None
+    author_url: str | None
+    avatar: str
+    ip: str | None
+    user_agent: str | None
+    body: str
+    html: str
+    version: int
+    client_id: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    public_replies: int
+
+    @property
+    def is_public(self) -> bool:
+        """Approved, or removed but kept as a tombstone for its visible replies."""
+        return self.status == VISIBLE or (self.status in REMOVED and self.public_replies > 0)
+
+    def public(self) -> dict[str, Any]:
+        """What any reader may see: never e-mail, IP or user agent; tombstones blanked."""
+        if self.status != VISIBLE:
+            return {"id": self.id, "post": self.post, "parent_id": self.parent_id,
+                    "kind": self.kind, "author": {"name": "", "url": None, "avatar": ""},
+                    "body": "", "html": "", "status": "deleted",
+                    "created_at": iso(self.created_at), "edited_at": iso(self.edited_at),
+                    "version": self.version, "client_id": None}
+        return self.shown()
+
+    def shown(self) -> dict[str, Any]:
+        """The comment's own public fields, whatever its status (its author sees this)."""
+        return {"id": self.id, "post": self.post, "parent_id": self.parent_id, "kind": self.kind,
+                "author": {"name": self.author_name, "url": self.author_url,
+                           "avatar": self.avatar},
+                "body": self.body, "html": self.html, "status": self.status,
+                "created_at": iso(self.created_at), "edited_at": iso(self.edited_at),
+                "version": self.version, "client_id": self.client_id}
+
+    def private(self) -> dict[str, Any]:
+        """Everything, for moderators."""
+        data = self.shown()
+        data["author"] = {**data["author"], "email": self.author_email}
+        data["ip"] = self.ip
+        data["user_agent"] = self.user_agent
+        data["depth"] = self.depth
+        return data
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """A moderator account."""
+
+    id: int
+    username: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One public change of a post, at its place in the post's stream."""
+
+    post: str
+    seq: int
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A new comment as the poster sent it, before any rule is applied."""
+
+    body: str
+    author_name: str
+    author_email: str | None
+    author_url: str | None
+    parent_id: int | None
+    client_id: str | None
+    ip: str | None
+    user_agent: str | None
+    kind: str = "comment"

@@ -1,0 +1,138 @@
+"""The HTTP API as an OpenAPI 3.1 document, built from the request models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import __version__
+from .schemas import CommentEdit, Login, ModeratorAction, NewComment, PostFields
+
+REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Login,
+                                         ModeratorAction]
+
+_nullable_str = {"type": ["string", "null"]}
+RESPONSE_SCHEMAS: dict[str, Any] = {
+    "Post": {"type": "object", "properties": {
+        "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str,
+        "moderation": {"enum": ["post", "pre"]}, "open": {"type": "boolean"},
+        "comment_count": {"type": "integer"}, "seq": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"}}},
+    "Comment": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "post": {"type": "string"},
+        "parent_id": {"type": ["integer", "null"]}, "kind": {"enum": ["comment", "pingback"]},
+        "author": {"type": "object", "properties": {
+            "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"}}},
+        "body": {"type": "string"}, "html": {"type": "string"},
+        "status": {"enum": ["approved", "pending", "spam", "rejected", "deleted"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "edited_at": {"type": ["string", "null"], "format": "date-time"},
+        "version": {"type": "integer"}, "client_id": _nullable_str}},
+    "Problem": {"type": "object", "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "code": {"type": "string"}, "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "message": {"type": "string"}}}}}},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _wrapped(**props: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": props}
+
+
+POST_LIST = _wrapped(posts={"type": "array", "items": _ref("Post")},
+                     next={"type": ["integer", "null"]})
+THREAD = _wrapped(post=_ref("Post"), comments={"type": "array", "items": _ref("Comment")},
+                  next={"type": ["integer", "null"]}, seq={"type": "integer"})
+ONE_COMMENT = _wrapped(comment=_ref("Comment"))
+CREATED = _wrapped(comment=_ref("Comment"), edit_token={"type": "string"},
+                   seq={"type": ["integer", "null"]})
+QUEUE = _wrapped(comments={"type": "array", "items": _ref("Comment")},
+                 next={"type": ["integer", "null"]})
+MODERATOR = _wrapped(moderator=_wrapped(username={"type": "string"}))
+STATUS = _wrapped(status={"type": "string"})
+
+# (method, path, summary, request model, {status: schema or None}, query parameters)
+OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
+    ("get", "/api/posts", "List posts, newest first", None, {200: POST_LIST},
+     ["limit", "after"]),
+    ("get", "/api/posts/{slug}", "Get one post", None, {200: _ref("Post")}, []),
+    ("put", "/api/posts/{slug}", "Create or update a post (moderator)", "PostFields",
+     {200: _ref("Post"), 201: _ref("Post")}, []),
+    ("get", "/api/posts/{slug}/comments", "Read a thread with its seq", None, {200: THREAD},
+     ["limit", "after"]),
+    ("post", "/api/posts/{slug}/comments", "Post a comment", "NewComment",
+     {201: CREATED, 200: ONE_COMMENT}, []),
+    ("get", "/api/comments/{id}", "Get one visible comment", None, {200: ONE_COMMENT}, []),
+    ("patch", "/api/comments/{id}", "Edit a comment (edit token or moderator)", "CommentEdit",
+     {200: ONE_COMMENT}, []),
+    ("delete", "/api/comments/{id}", "Delete a comment (edit token or moderator)", None,
+     {204: None}, []),
+    ("post", "/api/auth/login", "Log in as a moderator", "Login", {200: MODERATOR}, []),
+    ("post", "/api/auth/logout", "Log out", None, {204: None}, []),
+    ("get", "/api/auth/me", "The logged-in moderator", None, {200: MODERATOR}, []),
+    ("get", "/api/moderation/queue", "Comments of any status on all posts", None,
+     {200: QUEUE}, ["status", "limit", "after"]),
+    ("post", "/api/moderation/comments/{id}/{action}", "Moderate a comment", "ModeratorAction",
+     {200: ONE_COMMENT}, []),
+    ("get", "/healthz", "Liveness", None, {200: STATUS}, []),
+    ("get", "/readyz", "Readiness: database and listener up", None, {200: STATUS}, []),
+]
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    params = []
+    for name in ("slug", "id", "action"):
+        if "{" + name + "}" in path:
+            schema: dict[str, Any] = {"type": "integer"} if name == "id" else {"type": "string"}
+            if name == "action":
+                schema = {"enum": ["approve", "reject", "spam", "delete", "restore"]}
+            params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _query_parameter(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if name == "limit":
+        schema = {"type": "integer", "minimum": 1, "maximum": 500}
+    elif name == "status":
+        schema = {"enum": ["pending", "approved", "spam", "rejected", "deleted", "all"]}
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    schemas: dict[str, Any] = dict(RESPONSE_SCHEMAS)
+    for model in REQUEST_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    problem = {"description": "error",
+               "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+    paths: dict[str, Any] = {}
+    for method, path, summary, body, answers, query in OPERATIONS:
+        responses: dict[str, Any] = {}
+        for status, schema in answers.items():
+            entry: dict[str, Any] = {"description": "success"}
+            if schema is not None:
+                entry["content"] = {"application/json": {"schema": schema}}
+            responses[str(status)] = entry
+        responses["default"] = problem
+        operation: dict[str, Any] = {
+            "summary": summary, "responses": responses,
+            "parameters": _path_parameters(path) + [_query_parameter(q) for q in query]}
+        if body is not None:
+            operation["requestBody"] = {"required": body != "ModeratorAction", "content": {
+                "application/json": {"schema": _ref(body)}}}
+        paths.setdefault(path, {})[method] = operation
+    return {"openapi": "3.1.0",
+            "info": {"title": "realtime", "version": __version__,
+                     "description": "Real-time discussion server: HTTP API"},
+            "paths": paths, "components": {"schemas": schemas}}

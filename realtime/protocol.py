@@ -1,0 +1,155 @@
+"""The WebSocket wire format, pure: parse client frames, build server frames; no sockets.
+
+Every builder returns the frame as text. Event frames are built once per event on a node and
+shared by every subscriber; `batch` joins several waiting frames into one JSON array frame.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MODERATION = "moderation"
+POST_PREFIX = "post:"
+SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
+MAX_PING_ID = 128
+MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """Subscribe to a channel, replaying events after `since` when given."""
+
+    channel: str
+    since: int | None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Stop receiving a channel."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """An application-level ping; answered with a pong carrying the same id."""
+
+    id: int | str | None
+
+
+@dataclass(frozen=True)
+class ProtocolError:
+    """A frame the server cannot act on; answered with an `error` message."""
+
+    code: str
+    message: str
+    channel: str | None = None
+
+
+ClientOp = Subscribe | Unsubscribe | Ping
+
+
+def post_channel(slug: str) -> str:
+    """The channel name of a post's public events."""
+    return POST_PREFIX + slug
+
+
+def channel_slug(channel: str) -> str | None:
+    """The slug of a `post:` channel, or None for `moderation`."""
+    return channel[len(POST_PREFIX):] if channel.startswith(POST_PREFIX) else None
+
+
+def _channel(value: Any) -> str | ProtocolError:
+    if not isinstance(value, str):
+        return ProtocolError("invalid_message", "channel must be a string")
+    if value == MODERATION:
+        return value
+    if value.startswith(POST_PREFIX) and SLUG.match(value[len(POST_PREFIX):]):
+        return value
+    return ProtocolError("unknown_channel", "channels are post:{slug} and moderation",
+                         value[:200])
+
+
+def parse(frame: str | bytes) -> ClientOp | ProtocolError:
+    """One client frame to an operation, or the error to answer it with; never raises."""
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return ProtocolError("invalid_json", "frames must be JSON objects")
+    if not isinstance(message, dict):
+        return ProtocolError("invalid_message", "frames must be JSON objects")
+    op = message.get("op")
+    if op == "ping":
+        ping_id = message.get("id")
+        if ping_id is not None and (isinstance(ping_id, bool)
+                                    or not isinstance(ping_id, int | str)
+                                    or (isinstance(ping_id, str) and len(ping_id) > MAX_PING_ID)
+                                    or (isinstance(ping_id, int) and abs(ping_id) > MAX_SEQ)):
+            return ProtocolError("invalid_message", "ping id must be an integer or a short string")
+        return Ping(ping_id)
+    if op not in ("subscribe", "unsubscribe"):
+        return ProtocolError("unknown_op", "op must be subscribe, unsubscribe or ping")
+    channel = _channel(message.get("channel"))
+    if isinstance(channel, ProtocolError):
+        return channel
+    if op == "unsubscribe":
+        return Unsubscribe(channel)
+    since = message.get("since")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int)
+                              or not 0 <= since <= MAX_SEQ):
+        return ProtocolError("invalid_message", "since must be a non-negative integer", channel)
+    return Subscribe(channel, since)
+
+
+def _text(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+def subscribed(channel: str, seq: int | None, replayed: int, watching: int) -> str:
+    """Confirms a subscription."""
+    message: dict[str, Any] = {"type": "subscribed", "channel": channel}
+    if seq is not None:
+        message["seq"] = seq
+    message.update(replayed=replayed, watching=watching)
+    return _text(message)
+
+
+def event(channel: str, seq: int | None, name: str, data: bytes) -> str:
+    """An event; `data` is already-encoded JSON, `seq` absent on `moderation`."""
+    head = {"type": "event", "channel": channel}
+    if seq is not None:
+        head["seq"] = seq  # type: ignore[assignment]
+    head["event"] = name
+    return _text({**head, "data": orjson.Fragment(data)})
+
+
+def reset(channel: str, reason: str) -> str:
+    """Tells the client to reload the thread over HTTP."""
+    return _text({"type": "reset", "channel": channel, "reason": reason})
+
+
+def presence(channel: str, watching: int) -> str:
+    """How many connections watch a channel on all nodes."""
+    return _text({"type": "presence", "channel": channel, "watching": watching})
+
+
+def pong(ping_id: int | str | None) -> str:
+    """The answer to a ping."""
+    return _text({"type": "pong", "id": ping_id})
+
+
+def error(code: str, message: str, channel: str | None = None) -> str:
+    """A problem with one client frame; the connection stays open."""
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if channel is not None:
+        body["channel"] = channel
+    return _text(body)
+
+
+def batch(frames: list[str]) -> str:
+    """Several frames for one subscriber as a single JSON array frame, in order."""
+    return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"

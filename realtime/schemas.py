@@ -1,0 +1,103 @@
+"""Request bodies as pydantic models: strict types, no unknown fields, the contract's limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+BIGINT = 2**63 - 1
+ACTION = Literal["approve", "reject", "spam", "delete", "restore"]
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value, re.IGNORECASE):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+def _email(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not EMAIL.match(value):
+        raise ValueError("must be an e-mail address")
+    return value.lower()
+
+
+def _uuid(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError("must be a UUID") from None
+
+
+Trimmed = StringConstraints(strip_whitespace=True)
+Body = Annotated[str, Trimmed, Field(min_length=1, max_length=10_000)]
+Url = Annotated[str | None, Field(max_length=2000), AfterValidator(_http_url)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Author(Strict):
+    name: Annotated[str, Trimmed, Field(min_length=1, max_length=100)]
+    email: Annotated[str | None, Trimmed, Field(max_length=320), AfterValidator(_email)] = None
+    url: Url = None
+
+
+class NewComment(Strict):
+    body: Body
+    author: Author
+    parent_id: Annotated[int, Field(gt=0, le=BIGINT)] | None = None
+    client_id: Annotated[str | None, AfterValidator(_uuid)] = None
+
+
+class CommentEdit(Strict):
+    body: Body
+
+
+class PostFields(Strict):
+    title: Annotated[str, Trimmed, Field(min_length=1, max_length=300)] | None = None
+    url: Url = None
+    moderation: Literal["post", "pre"] | None = None
+    open: bool | None = None
+
+
+class Login(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=100)]
+    password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class ModeratorAction(Strict):
+    version: Annotated[int, Field(ge=1, le=BIGINT)] | None = None
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as the contract's `errors` list."""
+    found = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        message = str(error["msg"])
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        found.append({"field": field, "message": message})
+    return found

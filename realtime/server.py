@@ -1,0 +1,74 @@
+"""Running uvicorn, and closing WebSockets with 1001 (going away) when told to stop.
+
+uvicorn closes open WebSockets with 1012 when it shuts down; the contract promises 1001,
+which clients answer by reconnecting at once. So on SIGINT or SIGTERM the hub first closes
+every socket with 1001, then uvicorn's own handler runs as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from .config import Settings
+from .hub import Hub
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
+    """The uvicorn options this server always runs with."""
+    return uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio",
+                          ws_per_message_deflate=settings.ws_deflate,
+                          ws_ping_interval=settings.ws_ping_interval,
+                          ws_ping_timeout=settings.ws_ping_interval, ws_max_size=4096,
+                          log_level=settings.log_level, server_header=False,
+                          timeout_graceful_shutdown=5, **extra)
+
+
+def run(settings: Settings) -> None:
+    """Serve until stopped, in `settings.workers` processes sharing one socket."""
+    config = uvicorn_config("realtime.app:app_from_env", settings, factory=True,
+                            workers=settings.workers)
+    if settings.workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def goodbye_on_signals(hub: Hub) -> Callable[[], None]:
+    """Put a 1001 goodbye in front of the current signal handlers; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+
+    async def goodbye(sig: int, frame: FrameType | None) -> None:
+        await hub.close_all(1001, "server going away")
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)
+        else:
+            signal.signal(sig, handler)
+            signal.raise_signal(sig)
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(lambda: hub.spawn(goodbye(sig, frame)))
+
+    for sig in SIGNALS:
+        signal.signal(sig, on_signal)
+
+    def undo() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is on_signal:
+                signal.signal(sig, handler)
+
+    return undo

@@ -1,0 +1,152 @@
+"""The use cases, written once for HTTP and WebSocket: post, edit, delete, moderate, read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import auth, moderation, render
+from .config import Settings
+from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from .models import Comment, Draft, Moderator, Post
+from .store import Store
+
+DUPLICATE_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Created:
+    """A posted comment: `created` is False for an idempotent retry."""
+
+    comment: Comment
+    seq: int | None
+    edit_token: str | None
+    created: bool
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: a moderator, or whoever holds an edit token."""
+
+    moderator: Moderator | None = None
+    edit_token: str | None = None
+
+
+class Service:
+    """What the server does, independent of how the request arrived."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def create_comment(self, slug: str, draft: Draft) -> Created:
+        """Post a comment: idempotent by client_id, judged by the moderation rules."""
+        if draft.client_id is not None:
+            earlier = await self.store.comment_by_client_id(slug, draft.client_id)
+            if earlier is not None:
+                return Created(earlier, None, None, created=False)
+        post = await self.store.get_post(slug)
+        html = render.render_markdown(draft.body)
+        rules = moderation.Rules(post.moderation, self.settings.max_links)
+        status = moderation.verdict(html.count("<a "), rules)
+        token = auth.new_token()
+        written = await self.store.insert_comment(
+            slug, draft, status=status, html=html,
+            avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
+            max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
+        if not written.changed:
+            return Created(written.comment, None, None, created=False)
+        return Created(written.comment, written.seq, token, created=True)
+
+    async def read_thread(self, slug: str, after: int | None,
+                          limit: int) -> tuple[Post, list[Comment], int | None]:
+        """A page of the visible thread and the seq to subscribe from."""
+        return await self.store.read_thread(slug, after, limit)
+
+    async def public_comment(self, comment_id: int) -> Comment:
+        """A comment anyone may see, or NotFound."""
+        comment = await self.store.get_comment(comment_id)
+        if not comment.is_public:
+            raise NotFound(f"no comment {comment_id}")
+        return comment
+
+    async def edit_comment(self, comment_id: int, body: str, actor: Actor) -> Comment:
+        """Replace a comment's body, as its author within the edit window or as a moderator."""
+        await self._authorize(comment_id, actor)
+        html = render.render_markdown(body)
+
+        def change(current: Comment) -> dict[str, Any] | None:
+            if current.status == "deleted" and actor.moderator is None:
+                raise NotFound(f"no comment {comment_id}")
+            if current.body == body:
+                return None
+            return {"body": body, "html": html, "edited_at": datetime.now(UTC)}
+
+        written = await self.store.change_comment(comment_id, change)
+        if actor.moderator is not None:
+            await self.store.audit(actor.moderator, "edit", written.comment, None)
+        return written.comment
+
+    async def delete_comment(self, comment_id: int, actor: Actor) -> None:
+        """Remove a comment from public view; a tombstone stays while it has replies."""
+        await self._authorize(comment_id, actor)
+        written = await self.store.change_comment(
+            comment_id, lambda c: None if c.status == "deleted" else {"status": "deleted"})
+        if actor.moderator is not None:
+            await self.store.audit(actor.moderator, "delete", written.comment, None)
+
+    async def moderate(self, comment_id: int, action: str, moderator: Moderator,
+                       version: int | None, reason: str | None) -> Comment:
+        """approve, reject, spam, delete or restore; a stale `version` is a conflict."""
+
+        def change(current: Comment) -> dict[str, Any] | None:
+            status = moderation.action_status(action, current.status)
+            return None if status == current.status else {"status": status}
+
+        written = await self.store.change_comment(comment_id, change, expected_version=version)
+        if written.changed:
+            await self.store.audit(moderator, action, written.comment, reason)
+        return written.comment
+
+    async def put_post(self, slug: str, fields: dict[str, Any]) -> tuple[Post, bool]:
+        """Create or update a post; new posts take the default moderation."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        fields.setdefault("moderation", self.settings.default_moderation)
+        return await self.store.put_post(slug, fields)
+
+    async def login(self, username: str, password: str) -> tuple[Moderator, str]:
+        """Check a moderator's password and open a session; returns the session token."""
+        found = await self.store.moderator_password(username)
+        if not auth.check_password(found[1] if found else None, password) or found is None:
+            raise Unauthorized("wrong username or password")
+        moderator, password_hash = found
+        if auth.needs_rehash(password_hash):
+            await self.store.set_password_hash(moderator, auth.hash_password(password))
+        token = auth.new_token()
+        expires = datetime.now(UTC) + timedelta(days=self.settings.session_days)
+        await self.store.create_session(moderator, token, expires)
+        return moderator, token
+
+    async def create_moderator(self, username: str, password: str) -> Moderator:
+        """Add a moderator (or reset the password of one)."""
+        if not username.strip() or len(username) > 100:
+            raise ValidationFailed.field("username", "must be 1..100 characters")
+        if len(password) < 8:
+            raise ValidationFailed.field("password", "must be at least 8 characters")
+        return await self.store.create_moderator(username.strip(), auth.hash_password(password))
+
+    async def _authorize(self, comment_id: int, actor: Actor) -> None:
+        if actor.moderator is not None:
+            return
+        if actor.edit_token is None:
+            raise Unauthorized("an edit token or a moderator session is required")
+        if not await self.store.edit_token_matches(comment_id, actor.edit_token):
+            comment = await self.store.get_comment(comment_id)
+            if not comment.is_public:
+                raise NotFound(f"no comment {comment_id}")
+            raise Forbidden("this edit token does not belong to that comment")
+        comment = await self.store.get_comment(comment_id)
+        window = timedelta(seconds=self.settings.edit_window_s)
+        if datetime.now(UTC) - comment.created_at > window:
+            raise Forbidden("the edit window of this comment has closed")

@@ -1,0 +1,205 @@
+"""Shared fixtures: a real PostgreSQL, real uvicorn servers on loopback ports, HTTP clients.
+
+The database is the one `REALTIME_TEST_DATABASE_URL` points at (a fresh database is created on
+it for the run), else an embedded PostgreSQL started for the run in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from realtime import auth, db
+from realtime.app import create_app
+from realtime.config import Settings
+from realtime.server import uvicorn_config
+from realtime.store import Store
+
+TABLES = "posts, comments, events, moderators, sessions, bans, settings, audit_log"
+MOD_USER, MOD_PASSWORD = "mod", "correct horse battery"
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `check` (sync or async) until it returns a truthy value, or fail after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test run."""
+    admin = os.environ.get("REALTIME_TEST_DATABASE_URL")
+    embedded = None
+    if not admin:
+        from realtime.embedded import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+        admin = embedded.start()
+    name = f"realtime_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        conn = await asyncpg.connect(with_database(admin, name))
+        await db.migrate(conn)
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(create())
+    try:
+        yield with_database(admin, name)
+    finally:
+        asyncio.run(drop())
+        if embedded is not None:
+            embedded.stop()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    """The test database with every table emptied."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    return database_url
+
+
+@dataclass
+class Running:
+    """A uvicorn server running the app in this event loop on a loopback port."""
+
+    url: str
+    settings: Settings
+    app: Starlette
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    @property
+    def store(self) -> Store:
+        return self.app.state.realtime.service.store  # type: ignore[no-any-return]
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 15)
+
+
+async def start_server(database_url: str, **overrides: Any) -> Running:
+    """Start the app on a free loopback port and wait until it serves."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = Settings(database_url=database_url, host="127.0.0.1", port=port,
+                        data_dir=Path("unused"), **overrides)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings.replace(log_level="warning")))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_for(lambda: server.started or task.done(), what="uvicorn to start")
+    if task.done():
+        task.result()
+    return Running(f"http://127.0.0.1:{port}", settings, app, server, task)
+
+
+@pytest.fixture
+async def make_server(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    """Start servers with chosen settings; all are stopped after the test."""
+    started: list[Running] = []
+
+    async def make(**overrides: Any) -> Running:
+        running = await start_server(clean_db, **overrides)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.stop()
+
+
+@pytest.fixture
+async def server(make_server: Callable[..., Awaitable[Running]]) -> Running:
+    """A server with default settings on an empty database."""
+    return await make_server()
+
+
+@pytest.fixture
+async def client(server: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous HTTP client of `server`."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield http
+
+
+@functools.cache
+def _password_hash() -> str:
+    return auth.hash_password(MOD_PASSWORD)
+
+
+async def login(running: Running) -> httpx.AsyncClient:
+    """A new HTTP client with a moderator session (argon2 runs once per test run, not here)."""
+    moderator = await running.store.create_moderator(MOD_USER, _password_hash())
+    token = auth.new_token()
+    await running.store.create_session(moderator, token, datetime.now(UTC) + timedelta(days=1))
+    http = httpx.AsyncClient(base_url=running.url, timeout=10, headers={"Origin": running.url},
+                             cookies={auth.SESSION_COOKIE: token})
+    return http
+
+
+@pytest.fixture
+async def mod(server: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of `server` with a moderator session and the server's Origin."""
+    http = await login(server)
+    yield http
+    await http.aclose()
+
+
+@pytest.fixture
+async def post(mod: httpx.AsyncClient) -> dict[str, Any]:
+    """A post-moderated thread."""
+    answer = await mod.put("/api/posts/hello-world", json={"title": "Hello, world"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def comment_body(text: str = "A fine comment", name: str = "Ann", **extra: Any) -> dict[str, Any]:
+    """A valid new-comment request body."""
+    return {"body": text, "author": {"name": name, "email": f"{name.lower()}@example.org"},
+            **extra}
