@@ -182,6 +182,8 @@ def _attach_pgserver(pgserver: ModuleType, pgdata: Path) -> _Attachment:
 
     def release() -> None:
         _update_pids(pids_file)
+        # Something may have closed a parent since start (pytest does so to its tmp root).
+        _let_traverse(pgdata)
         server._cleanup()
         # While other processes hold the server pgserver keeps this handle cached, and a later
         # get_server() here would reuse it without registering this process again.
@@ -217,6 +219,8 @@ def _attach_pg_ctl(pgdata: Path, search_dirs: Sequence[Path] | None) -> _Attachm
     def release() -> None:
         if not _update_pids(pids_file, remove=os.getpid()) and _postmaster(pgdata) is not None:
             logger.info("stopping embedded PostgreSQL in %s", pgdata)
+            # Something may have closed a parent since start (pytest does so to its tmp root).
+            _let_traverse(pgdata)
             _run([*pg_ctl, "-m", "fast", "stop"], user=user)
             if running[1] != pgdata:
                 running[1].rmdir()
@@ -270,13 +274,21 @@ def _server_user(pgdata: Path) -> pwd.struct_passwd | None:
 
 def _prepare_pgdata(pgdata: Path, user: pwd.struct_passwd | None) -> None:
     pgdata.mkdir(mode=0o700, exist_ok=True)
-    if user is None:
+    if user is not None:
+        os.chown(pgdata, user.pw_uid, user.pw_gid)
+        _let_traverse(pgdata)
+
+
+def _let_traverse(pgdata: Path) -> None:
+    """As root, let the server account reach pgdata through every parent directory."""
+    if os.geteuid() != 0:
         return
-    os.chown(pgdata, user.pw_uid, user.pw_gid)
+    # Group too: pgserver runs its tools with root's groups, so the group bits decide for them.
+    search = stat.S_IXGRP | stat.S_IXOTH
     for parent in pgdata.parents:
         mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+        if mode & search != search:
+            parent.chmod(stat.S_IMODE(mode) | search)
 
 
 def _socket_dir(pgdata: Path, user: pwd.struct_passwd | None) -> Path:

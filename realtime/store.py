@@ -193,12 +193,17 @@ class Store:
         return comments, (comments[-1].id if len(rows) > limit else None)
 
     async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
-        """Events after `since`, or None when some of them were pruned."""
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT e.seq, e.type, e.data FROM events e JOIN posts p ON p.id = e.post_id"
-                " WHERE p.slug = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3", slug, since, limit)
-        if rows and rows[0]["seq"] != since + 1:
+        """Events after `since`, or None when some of them were pruned (or the post is gone)."""
+        rows = await self.pool.fetch(
+            "SELECT p.seq AS post_seq, e.seq, e.type, e.data FROM posts p"
+            " LEFT JOIN LATERAL (SELECT seq, type, data FROM events"
+            "  WHERE post_id = p.id AND seq > $2 ORDER BY seq LIMIT $3) e ON true"
+            " WHERE p.slug = $1", slug, since, limit)
+        if not rows:
+            return None
+        if rows[0]["seq"] is None:
+            return [] if rows[0]["post_seq"] <= since else None
+        if rows[0]["seq"] != since + 1:
             return None
         return [Event(slug, r["seq"], r["type"], r["data"].encode()) for r in rows]
 

@@ -7,9 +7,13 @@ it for the run), else an embedded PostgreSQL started for the run in a temporary 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import json
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+import websockets
 from starlette.applications import Starlette
 
 from realtime import auth, db
@@ -56,14 +61,16 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A migrated, empty database for this test run."""
     admin = os.environ.get("REALTIME_TEST_DATABASE_URL")
     embedded = None
     if not admin:
         from realtime.embedded import EmbeddedPostgres
 
-        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+        # Not under pytest's tmp_path: a concurrent pytest run resets its root to 0700, which
+        # locks out the unprivileged account the embedded server runs as when we are root.
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="realtime-test-pg-")))
         admin = embedded.start()
     name = f"realtime_test_{uuid.uuid4().hex[:12]}"
 
@@ -87,6 +94,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         asyncio.run(drop())
         if embedded is not None:
             embedded.stop()
+            shutil.rmtree(embedded.data_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -203,3 +211,56 @@ def comment_body(text: str = "A fine comment", name: str = "Ann", **extra: Any) 
     """A valid new-comment request body."""
     return {"body": text, "author": {"name": name, "email": f"{name.lower()}@example.org"},
             **extra}
+
+
+class Live:
+    """A real WebSocket client of the server that unpacks batched frames into messages."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> Live:
+        return cls(await websockets.connect(url, open_timeout=10, **options))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message, whether it came alone or in a batch."""
+        while not self.pending:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            self.pending.extend(frame if isinstance(frame, list) else [frame])
+        return self.pending.popleft()
+
+    async def next_of(self, *types: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message of one of these types, skipping presence updates."""
+        while True:
+            message = await self.next(timeout)
+            if message["type"] in types:
+                return message
+            assert message["type"] == "presence", message
+
+    async def subscribe(self, channel: str, since: int | None = None) -> dict[str, Any]:
+        """Subscribe and return the `subscribed` answer (or the reset/error instead)."""
+        op: dict[str, Any] = {"op": "subscribe", "channel": channel}
+        if since is not None:
+            op["since"] = since
+        await self.send(op)
+        return await self.next_of("subscribed", "reset", "error")
+
+    async def events(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The next `count` event messages."""
+        return [await self.next_of("event", timeout=timeout) for _ in range(count)]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def closed_code(self, timeout: float = 20.0) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
