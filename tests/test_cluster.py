@@ -1,0 +1,221 @@
+"""Several nodes on one database, and faults: killed nodes, a lost listener, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import websockets
+
+from conftest import Live, Running, comment_body, login, wait_for, with_database
+
+CHANNEL = "post:hello-world"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Node:
+    """`python -m realtime serve` in its own process."""
+
+    def __init__(self, database_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        environ = {**os.environ, "REALTIME_DATABASE_URL": database_url,
+                   "REALTIME_LOG_LEVEL": "warning", **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "realtime", "serve", "--port", str(self.port)], env=environ,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    async def ready(self) -> None:
+        async def answers() -> bool:
+            assert self.process.poll() is None, self.process.stderr.read().decode()  # type: ignore[union-attr]
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(self.url + "/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(answers, timeout=30, what="the node to be ready")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+async def nodes(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
+    """Start server processes on the test database; all are killed afterwards."""
+    started: list[Node] = []
+
+    async def start(**env: str) -> Node:
+        node = Node(clean_db, **env)
+        started.append(node)
+        await node.ready()
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+async def make_post(server: Running) -> None:
+    """Create the thread through the in-process server on the same database."""
+    mod = await login(server)
+    assert (await mod.put("/api/posts/hello-world", json={"title": "Hello"})).status_code == 201
+    await mod.aclose()
+
+
+async def post_to(urls: list[str], count: int) -> None:
+    """Post `count` comments, round-robin over the nodes, a few at a time."""
+    clients = [httpx.AsyncClient(base_url=url, timeout=20) for url in urls]
+    gate = asyncio.Semaphore(6)
+
+    async def one(i: int) -> None:
+        async with gate:
+            answer = await clients[i % len(clients)].post(
+                "/api/posts/hello-world/comments", json=comment_body(f"n{i}", name=f"N{i}"))
+            assert answer.status_code == 201, answer.text
+
+    try:
+        await asyncio.gather(*[one(i) for i in range(count)])
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_two_nodes_deliver_everything_in_order(nodes: Any, server: Running) -> None:
+    """Posts to either of two processes reach subscribers on both, in order, exactly once."""
+    first, second = await nodes(), await nodes()
+    await make_post(server)
+    watchers = [await Live.connect(n.ws_url) for n in (first, second, first, second)]
+    for live in watchers:
+        assert (await live.subscribe(CHANNEL, since=0))["type"] == "subscribed"
+    await post_to([first.url, second.url], 100)
+    for live in watchers:
+        assert [e["seq"] for e in await live.events(100)] == list(range(1, 101))
+        await live.close()
+
+
+async def test_presence_counts_all_nodes(nodes: Any, server: Running) -> None:
+    """`watching` adds up the subscribers of every node."""
+    first, second = await nodes(), await nodes()
+    await make_post(server)
+    here = await Live.connect(first.ws_url)
+    await here.subscribe(CHANNEL)
+    there = await Live.connect(second.ws_url)
+    await there.subscribe(CHANNEL)
+
+    async def sees_two() -> bool:
+        message = await here.next(timeout=15)
+        return message["type"] == "presence" and message["watching"] == 2
+
+    await wait_for(sees_two, timeout=20, what="presence from the other node")
+    await here.close()
+    await there.close()
+
+
+async def test_killed_node_clients_resume_elsewhere(nodes: Any, server: Running) -> None:
+    """Kill a node mid-stream: its clients resume on the other node and lose nothing."""
+    doomed, survivor = await nodes(), await nodes()
+    await make_post(server)
+    watchers = [await Live.connect(doomed.ws_url) for _ in range(3)]
+    for live in watchers:
+        await live.subscribe(CHANNEL, since=0)
+    writes = asyncio.create_task(post_to([survivor.url], 120))
+    seen: list[list[int]] = [[] for _ in watchers]
+    for i, live in enumerate(watchers):
+        seen[i] += [e["seq"] for e in await live.events(10)]
+    doomed.process.kill()
+    for i, live in enumerate(watchers):
+        try:
+            while True:
+                message = await live.next()
+                if message["type"] == "event":
+                    seen[i].append(message["seq"])
+        except websockets.ConnectionClosed:
+            pass
+        resumed = await Live.connect(survivor.ws_url)
+        await resumed.subscribe(CHANNEL, since=seen[i][-1])
+        watchers[i] = resumed
+    await writes
+    for i, live in enumerate(watchers):
+        seen[i] += [e["seq"] for e in await live.events(120 - len(seen[i]))]
+        assert seen[i] == list(range(1, 121))
+        await live.close()
+
+
+async def test_graceful_shutdown_says_going_away(nodes: Any, server: Running) -> None:
+    """SIGTERM closes every WebSocket with 1001, and the process exits cleanly."""
+    node = await nodes()
+    await make_post(server)
+    live = await Live.connect(node.ws_url)
+    await live.subscribe(CHANNEL)
+    node.process.send_signal(signal.SIGTERM)
+    assert await live.closed_code() == 1001
+    assert await asyncio.to_thread(node.process.wait, 15) == 0
+
+
+async def test_listener_loss_is_repaired(server: Running, mod: httpx.AsyncClient,
+                                         clean_db: str) -> None:
+    """Kill the LISTEN connection while posts go on: subscribers still get every event."""
+    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
+    live = await Live.connect(server.ws_url)
+    await live.subscribe(CHANNEL, since=0)
+    bus = server.app.state.realtime.bus
+    admin = await asyncpg.connect(clean_db)
+    writes = asyncio.create_task(post_to([server.url], 150))
+    for _ in range(3):
+        await wait_for(lambda: bus.up.is_set(), what="the listener to be up")
+        await admin.execute("SELECT pg_terminate_backend($1)", bus.backend_pid)
+        await asyncio.sleep(0)
+        await wait_for(lambda: writes.done() or bus.reconnects >= 1, what="a reconnect")
+    await writes
+    assert bus.reconnects >= 1
+    assert [e["seq"] for e in await live.events(150)] == list(range(1, 151))
+    await admin.close()
+    await live.close()
+
+
+async def test_readyz_reports_a_lost_listener(server: Running, mod: httpx.AsyncClient,
+                                              clean_db: str) -> None:
+    """While the listener cannot reconnect /readyz is 503; afterwards missed events arrive."""
+    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
+    live = await Live.connect(server.ws_url)
+    await live.subscribe(CHANNEL, since=0)
+    bus = server.app.state.realtime.bus
+    name = await server.store.pool.fetchval("SELECT current_database()")
+    admin = await asyncpg.connect(with_database(clean_db, "postgres"))
+    await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", bus.backend_pid)
+        await wait_for(lambda: not bus.up.is_set(), what="the listener to be down")
+        answer = await mod.get("/readyz")
+        assert answer.status_code == 503 and answer.json()["code"] == "unavailable"
+        for i in range(5):
+            posted = await mod.post("/api/posts/hello-world/comments",
+                                    json=comment_body(f"while down {i}"))
+            assert posted.status_code == 201
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    await wait_for(lambda: bus.up.is_set(), timeout=20, what="the listener to come back")
+    assert (await mod.get("/readyz")).status_code == 200
+    assert [e["seq"] for e in await live.events(5)] == [1, 2, 3, 4, 5]
+    await admin.close()
+    await live.close()
