@@ -1,0 +1,145 @@
+"""The command line on the embedded database, as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from conftest import wait_for
+from test_cluster import free_port
+
+DEMO = "night-hours-at-the-library"
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A fresh data directory outside pytest's root-only temporary tree."""
+    path = Path(tempfile.mkdtemp(prefix="realtime-cli-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_")}
+    return {**env, "REALTIME_DATA_DIR": str(data_dir), "REALTIME_LOG_LEVEL": "warning"}
+
+
+def cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `python -m realtime ARGS` to completion."""
+    return subprocess.run([sys.executable, "-m", "realtime", *args], input=stdin, text=True,
+                          capture_output=True, env=environment(data_dir), timeout=120)
+
+
+def postmaster(data_dir: Path) -> psutil.Process | None:
+    """The embedded cluster's running postmaster, if any."""
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        process = psutil.Process(int(pid_file.read_text().split()[0]))
+        return None if process.status() == psutil.STATUS_ZOMBIE else process
+    except (psutil.NoSuchProcess, ValueError):
+        return None
+
+
+class Serve:
+    """`python -m realtime serve --demo` on the embedded database."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "realtime", "serve", "--demo", "--port", str(self.port)],
+            env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def ready(self) -> None:
+        async def answers() -> bool:
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(self.url + "/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(answers, timeout=90, what="realtime serve to be ready")
+
+    def terminate(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        _, err = self.process.communicate(timeout=60)
+        return self.process.returncode, err
+
+
+async def test_serve_demo_keeps_data_and_stops_its_database(data_dir: Path) -> None:
+    """serve --demo starts the embedded database, keeps data across restarts, stops with it."""
+    first = Serve(data_dir)
+    await first.ready()
+    async with httpx.AsyncClient(base_url=first.url) as client:
+        thread = (await client.get(f"/api/posts/{DEMO}/comments")).json()
+        assert len(thread["comments"]) == 10
+        assert any(c["kind"] == "pingback" for c in thread["comments"])
+        assert any(c["parent_id"] for c in thread["comments"])
+        page = await client.get(f"/p/{DEMO}")
+        assert 'data-realtime-post="night-hours-at-the-library"' in page.text
+        posted = await client.post(f"/api/posts/{DEMO}/comments", json={
+            "body": "still here after a restart?", "author": {"name": "Tess"}})
+        assert posted.status_code == 201
+    running = postmaster(data_dir)
+    assert running is not None
+    code, err = first.terminate()
+    assert code == 0, err
+    assert f"{first.url}/p/{DEMO}" in err
+    await wait_for(lambda: postmaster(data_dir) is None, timeout=30,
+                   what="the embedded database to stop")
+
+    second = Serve(data_dir)
+    await second.ready()
+    async with httpx.AsyncClient(base_url=second.url) as client:
+        thread = (await client.get(f"/api/posts/{DEMO}/comments")).json()
+        assert len(thread["comments"]) == 11
+        assert thread["comments"][-1]["body"] == "still here after a restart?"
+    beside = cli(data_dir, "create-post", "beside", "--title", "Made beside a server")
+    assert beside.returncode == 0, beside.stderr
+    async with httpx.AsyncClient(base_url=second.url) as client:
+        assert (await client.get("/api/posts/beside")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+    code, err = second.terminate()
+    assert code == 0, err
+    await wait_for(lambda: postmaster(data_dir) is None, timeout=30,
+                   what="the embedded database to stop")
+
+
+def test_create_moderator_and_post(data_dir: Path) -> None:
+    """create-moderator reads a piped password; create-post validates its arguments."""
+    made = cli(data_dir, "create-moderator", "alice", stdin="a long password\n")
+    assert made.returncode == 0, made.stderr
+    assert "alice" in made.stdout
+    short = cli(data_dir, "create-moderator", "bob", stdin="short\n")
+    assert short.returncode != 0 and "password" in short.stderr
+    post = cli(data_dir, "create-post", "my-post", "--title", "My post", "--moderation", "pre")
+    assert post.returncode == 0 and "created" in post.stdout
+    again = cli(data_dir, "create-post", "my-post", "--title", "Renamed")
+    assert again.returncode == 0 and "updated" in again.stdout
+    bad = cli(data_dir, "create-post", "Not A Slug", "--title", "x")
+    assert bad.returncode != 0 and "SLUG" in bad.stderr
+    migrated = cli(data_dir, "migrate")
+    assert migrated.returncode == 0 and "up to date" in migrated.stdout
+    assert postmaster(data_dir) is None
+
+
+def test_bad_settings_are_one_clear_line(data_dir: Path) -> None:
+    """An invalid REALTIME_* value is reported by name, without a traceback."""
+    env = {**environment(data_dir), "REALTIME_PORT": "eighty"}
+    result = subprocess.run([sys.executable, "-m", "realtime", "serve"], env=env, text=True,
+                            capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert "REALTIME_PORT" in result.stderr and "Traceback" not in result.stderr
