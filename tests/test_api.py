@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from html.parser import HTMLParser
 from typing import Any
@@ -479,3 +480,23 @@ async def test_database_down_is_503(make_server: Any, database_url: str) -> None
         answer = await client.get("/api/posts")
     problem = assert_problem(answer, 503, "unavailable")
     assert problem["detail"] and answer.headers["retry-after"]
+
+
+async def test_concurrent_posts_get_gap_free_seq_and_events(server: Running,
+                                                            client: httpx.AsyncClient,
+                                                            post: dict[str, Any]) -> None:
+    """Concurrent posts to one thread get distinct seqs 1..N, each with its events row."""
+    answers = await asyncio.gather(*[
+        client.post("/api/posts/hello-world/comments", json=comment_body(f"c{i}", name=f"C{i}"))
+        for i in range(60)])
+    assert all(a.status_code == 201 for a in answers)
+    by_seq = {a.json()["seq"]: a.json()["comment"]["id"] for a in answers}
+    assert sorted(by_seq) == list(range(1, 61))
+    rows = await server.store.pool.fetch(
+        "SELECT e.seq, e.type, e.data FROM events e JOIN posts p ON p.id = e.post_id"
+        " WHERE p.slug = 'hello-world' ORDER BY e.seq")
+    assert [r["seq"] for r in rows] == list(range(1, 61))
+    for row in rows:
+        assert row["type"] == "comment.created"
+        assert json.loads(row["data"])["id"] == by_seq[row["seq"]]
+    assert (await client.get("/api/posts/hello-world")).json()["seq"] == 60

@@ -30,14 +30,15 @@ def free_port() -> int:
 class Node:
     """`python -m realtime serve` in its own process."""
 
-    def __init__(self, database_url: str, **env: str) -> None:
+    def __init__(self, database_url: str, *args: str, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         environ = {**os.environ, "REALTIME_DATABASE_URL": database_url,
                    "REALTIME_LOG_LEVEL": "warning", **env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "serve", "--port", str(self.port)], env=environ,
+            [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args],
+            env=environ,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def ready(self) -> None:
@@ -64,8 +65,8 @@ async def nodes(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
     """Start server processes on the test database; all are killed afterwards."""
     started: list[Node] = []
 
-    async def start(**env: str) -> Node:
-        node = Node(clean_db, **env)
+    async def start(*args: str, **env: str) -> Node:
+        node = Node(clean_db, *args, **env)
         started.append(node)
         await node.ready()
         return node
@@ -110,6 +111,19 @@ async def test_two_nodes_deliver_everything_in_order(nodes: Any, server: Running
     await post_to([first.url, second.url], 100)
     for live in watchers:
         assert [e["seq"] for e in await live.events(100)] == list(range(1, 101))
+        await live.close()
+
+
+async def test_workers_share_one_stream(nodes: Any, server: Running) -> None:
+    """`serve --workers 3`: clients spread over the workers all see every event in order."""
+    node = await nodes("--workers", "3")
+    await make_post(server)
+    watchers = [await Live.connect(node.ws_url) for _ in range(9)]
+    for live in watchers:
+        await live.subscribe(CHANNEL, since=0)
+    await post_to([node.url], 60)
+    for live in watchers:
+        assert [e["seq"] for e in await live.events(60)] == list(range(1, 61))
         await live.close()
 
 
