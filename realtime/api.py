@@ -20,7 +20,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from .models import Draft, Moderator
+from .models import Draft, Moderator, iso
 from .schemas import (
     BIGINT,
     SLUG,
@@ -169,8 +169,10 @@ async def get_post(request: Request) -> Response:
 
 
 async def put_post(request: Request) -> Response:
-    slug = slug_of(request)
     await require_moderator(request)
+    slug: str = request.path_params["slug"]
+    if not SLUG.match(slug):
+        raise ValidationFailed.field("slug", "must be 1..200 characters of a-z, 0-9, '.', '_', '-'")
     fields = await read_body(request, PostFields)
     post, created = await _service(request).put_post(slug, fields.model_dump(exclude_unset=True))
     return json_response(post.public(), 201 if created else 200)
@@ -197,7 +199,9 @@ async def post_comment(request: Request) -> Response:
     created = await _service(request).create_comment(slug, draft)
     if not created.created:
         return json_response({"comment": created.comment.shown()}, 200)
+    window = timedelta(seconds=state_of(request.app).settings.edit_window_s)
     return json_response({"comment": created.comment.shown(), "edit_token": created.edit_token,
+                          "edit_until": iso(created.comment.created_at + window),
                           "seq": created.seq}, 201)
 
 

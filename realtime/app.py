@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import api, db, openapi, pages, ws
+from . import api, db, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
 from .errors import NotFound, RealtimeError, Unavailable
@@ -86,8 +86,9 @@ async def readyz(request: Request) -> Response:
     return api.json_response({"status": "ready"})
 
 
-async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics_text(request: Request) -> Response:
+    state = state_of(request.app)
+    return Response(metrics.render(state.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi_json(request: Request) -> Response:
@@ -145,7 +146,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             await the_store.prune_events(timedelta(days=settings.retention_days))
 
         app.state.realtime = AppState(settings=settings, service=Service(the_store, settings),
-                                      hub=hub, bus=bus, pool=own_pool)
+                                      hub=hub, bus=bus, pool=own_pool,
+                                      metrics=metrics.registry_for(hub, bus))
         loops = [asyncio.create_task(_every(1.0, presence)),
                  asyncio.create_task(_every(5.0, heartbeat)),
                  asyncio.create_task(_every(3600.0, prune))]
@@ -166,7 +168,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         *api.ROUTES,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *ws.ROUTES,
         *pages.ROUTES,

@@ -52,6 +52,7 @@ THREAD = _wrapped(post=_ref("Post"), comments={"type": "array", "items": _ref("C
                   next={"type": ["integer", "null"]}, seq={"type": "integer"})
 ONE_COMMENT = _wrapped(comment=_ref("Comment"))
 CREATED = _wrapped(comment=_ref("Comment"), edit_token={"type": "string"},
+                   edit_until={"type": "string", "format": "date-time"},
                    seq={"type": ["integer", "null"]})
 QUEUE = _wrapped(comments={"type": "array", "items": _ref("Comment")},
                  next={"type": ["integer", "null"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from .bus import Bus
@@ -21,6 +22,7 @@ class AppState:
     service: Service
     hub: Hub
     bus: Bus
+    metrics: CollectorRegistry
     pool: Any = None
 
 

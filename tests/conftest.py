@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -52,6 +53,20 @@ async def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_ready(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Wait until a server process answers /readyz with 200; fail early if it died."""
+
+    async def answers() -> bool:
+        assert process.poll() is None, process.communicate()
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(url + "/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await wait_for(answers, timeout=timeout, what=f"{url} to be ready")
 
 
 def with_database(url: str, name: str) -> str:

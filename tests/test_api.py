@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -55,6 +56,9 @@ async def test_post_and_read_round_trip(client: httpx.AsyncClient, post: dict[st
     assert answer.status_code == 201
     created = answer.json()
     assert created["seq"] == 1 and created["edit_token"]
+    edit_until = datetime.fromisoformat(created["edit_until"])
+    written = datetime.fromisoformat(created["comment"]["created_at"])
+    assert edit_until - written == timedelta(seconds=900)
     comment = created["comment"]
     assert comment["html"] == "<p>Hello <em>there</em></p>"
     assert comment["status"] == "approved" and comment["version"] == 1
@@ -86,6 +90,10 @@ async def test_put_post_updates_and_bumps_seq(mod: httpx.AsyncClient,
     assert answer.json()["seq"] == 1 and answer.json()["open"] is False
     again = await mod.put("/api/posts/hello-world", json={"open": False})
     assert again.status_code == 200 and again.json()["seq"] == 1
+    bad = await mod.put("/api/posts/Not%20A%20Slug", json={"title": "x"})
+    assert_problem(bad, 422, "validation_error")
+    untitled = await mod.put("/api/posts/untitled", json={"open": True})
+    assert_problem(untitled, 422, "validation_error")
 
 
 async def test_thread_pages_cover_every_comment(client: httpx.AsyncClient,
@@ -464,8 +472,8 @@ async def test_health_and_openapi(client: httpx.AsyncClient) -> None:
     """Health, readiness, metrics and the OpenAPI document are served."""
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
-    assert "realtime_" in (await client.get("/metrics")).text or \
-        (await client.get("/metrics")).status_code == 200
+    scrape = (await client.get("/metrics")).text
+    assert "realtime_ws_connections 0.0" in scrape and "realtime_listener_up 1.0" in scrape
     spec = (await client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "/api/posts/{slug}/comments" in spec["paths"]

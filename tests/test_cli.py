@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, wait_ready
 from test_cluster import free_port
 
 DEMO = "night-hours-at-the-library"
@@ -63,15 +63,7 @@ class Serve:
             env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     async def ready(self) -> None:
-        async def answers() -> bool:
-            assert self.process.poll() is None, self.process.communicate()
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(self.url + "/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(answers, timeout=90, what="realtime serve to be ready")
+        await wait_ready(self.url, self.process, timeout=90)
 
     def terminate(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGTERM)

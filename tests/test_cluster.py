@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import Live, Running, comment_body, login, wait_for, with_database
+from conftest import Live, Running, comment_body, login, wait_for, wait_ready, with_database
 
 CHANNEL = "post:hello-world"
 
@@ -42,15 +42,7 @@ class Node:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def ready(self) -> None:
-        async def answers() -> bool:
-            assert self.process.poll() is None, self.process.stderr.read().decode()  # type: ignore[union-attr]
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(self.url + "/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(answers, timeout=30, what="the node to be ready")
+        await wait_ready(self.url, self.process, timeout=30)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -5,6 +5,7 @@
 // arrive as HTML the server sanitized at write time; everything else a commenter typed (name,
 // website) only ever reaches the page as text or as an attribute value.
 
+import { h } from "./dom.js";
 import { Live } from "./live.js";
 import { APPLIED, RESYNC, Thread, keyOf } from "./thread.js";
 
@@ -25,19 +26,6 @@ function newClientId() {
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)]
     .join("-");
-}
-
-/** An element; string children become text nodes, so they can never be parsed as HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "class") el.className = value;
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) if (child != null && child !== false) el.append(child);
-  return el;
 }
 
 /** A 5x5 mirrored identicon from the avatar hash: a face for each author, no external image. */
@@ -97,9 +85,9 @@ const own = {
       return null;
     }
   },
-  save(comment, token) {
+  save(comment, token, until) {
     try {
-      localStorage.setItem(this.prefix + comment.id, JSON.stringify({ token, comment }));
+      localStorage.setItem(this.prefix + comment.id, JSON.stringify({ token, comment, until }));
     } catch {
       // see above
     }
@@ -373,8 +361,9 @@ class ThreadView {
     }
     const mine = c.id != null ? own.get(c.id) : null;
     // Once approved it is public: the stored copy must not come back as "pending" on reload.
-    if (mine && mine.comment.version < c.version) own.save(c, mine.token);
-    const until = Date.parse(c.created_at) + EDIT_WINDOW_MS;
+    if (mine && mine.comment.version < c.version) own.save(c, mine.token, mine.until);
+    // The server says when its edit window closes; older stored entries fall back to 15 min.
+    const until = mine?.until ? Date.parse(mine.until) : Date.parse(c.created_at) + EDIT_WINDOW_MS;
     if (mine && Date.now() < until) {
       buttons.push(h("span", { class: "rt-own", "data-until": until },
         h("button", { type: "button", class: "rt-edit",
@@ -474,7 +463,7 @@ class ThreadView {
       }
       const answer = await response.json();
       // Only the first answer carries the token; a 200 for a retry has none to give.
-      if (answer.edit_token) own.save(answer.comment, answer.edit_token);
+      if (answer.edit_token) own.save(answer.comment, answer.edit_token, answer.edit_until);
       // The live event may have drawn this comment already, before we knew it was ours.
       this.forget(answer.comment.id);
       this.thread.upsert(answer.comment);
@@ -509,7 +498,7 @@ class ThreadView {
       if (!response) return this.showError(error, "Could not reach the server; try again.");
       if (!response.ok) return this.showError(error, await problem(response));
       const edited = (await response.json()).comment;
-      own.save(edited, own.get(id)?.token);
+      own.save(edited, own.get(id)?.token, own.get(id)?.until);
       this.thread.upsert(edited);
       close();
       this.render();

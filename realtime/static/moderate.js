@@ -5,6 +5,7 @@
 // The `moderation` channel has no seq to resume from, so every (re)subscription re-reads the
 // queue; the version rule merges the read with whatever the feed already delivered.
 
+import { h } from "./dom.js";
 import { Live } from "./live.js";
 import { Thread } from "./thread.js";
 
@@ -32,18 +33,6 @@ let comments = new Thread();
 let shown = new Set();
 let notes = new Map();
 let generation = 0;
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "class") el.className = value;
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) if (child != null && child !== false) el.append(child);
-  return el;
-}
 
 function showError(el, text) {
   el.textContent = text || "";
