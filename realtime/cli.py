@@ -169,3 +169,27 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
                              lambda s: s.put_post(slug, fields.model_dump(exclude_none=True)))
     click.echo(f"post {post.slug!r} {'created' if created else 'updated'}:"
                f" {settings.base_url}/p/{post.slug}")
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, type=click.Choice(["1", "2", "3", "4", "5", "6", "7"]))
+@click.option("--quick", is_flag=True, help="small sizes and short steps (under a minute)")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("BENCHMARKS.md"), show_default=True,
+              help="the Markdown report to write (the part between its result markers)")
+def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
+    """Run the benchmark scenarios (all when none are named) on loopback; see BENCHMARKS.md.
+
+    1 hot-thread fan-out, 2 many threads, 3 idle connections, 4 writes, 5 reads, 6 two nodes,
+    7 the `websockets` reference. Uses REALTIME_DATABASE_URL, else the embedded database.
+    Needs the bench/ folder of a source checkout.
+    """
+    from .bench import BenchUnavailable, run
+
+    command = " ".join(["realtime bench", *scenarios, *(["--quick"] if quick else []),
+                        *(["--out", str(out)] if out != Path("BENCHMARKS.md") else [])])
+    try:
+        code = run(list(scenarios), quick=quick, out=out, command=command)
+    except BenchUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)

@@ -1,9 +1,11 @@
 """Channels to subscribers: per-connection bounded queues, fan-out, catch-up and presence.
 
 The fan-out never awaits a socket: `deliver` only appends a shared, already-encoded frame to
-each subscriber's queue, and every connection's own writer task drains its queue, sending
-several waiting frames as one JSON array. A connection whose queue overflows is closed with
-4008 and everyone else goes on at full speed.
+each subscriber's queue. Once per event-loop turn (spaced out under load, so events pile up
+into batches) the hub flushes every queue that got frames, sending what waits as one frame (a
+JSON array when several wait) inline, without waking a task per connection; only a socket whose
+buffer is full leaves the rest to that connection's own writer task. A connection whose queue
+overflows is closed with 4008 and everyone else goes on at full speed.
 
 Per `post:` channel every subscription remembers the last seq it was given, so nothing is
 sent twice and a gap is noticed. A gap, a large event that travelled as a key, and a
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -30,12 +32,22 @@ log = logging.getLogger(__name__)
 FetchEvents = Callable[[str, int, int], Awaitable[list[Event] | None]]
 FetchPrivate = Callable[[int], Awaitable[dict[str, Any] | None]]
 PRESENCE_TTL = 15.0
+FLUSH_PAUSE_MAX = 0.05
 
 
 class Connection:
-    """One WebSocket's outbound side: a bounded queue and the state of its subscriptions."""
+    """One WebSocket's outbound side: a bounded queue and the state of its subscriptions.
 
-    def __init__(self, ip: str | None, moderator: str | None, limit: int) -> None:
+    Frames are sent in order by one of two paths, never both at once. The fast path: the hub
+    flushes every connection that got frames, once per event-loop turn, calling the socket's
+    send coroutine inline; when the socket takes the frame at once (the usual case) no task
+    wakes up at all. The slow path: when that send has to wait (the socket's buffer is full),
+    the connection's writer task finishes it and drains the queue while frames keep piling up,
+    batched into one JSON array per send, until the queue limit closes it with 4008.
+    """
+
+    def __init__(self, ip: str | None, moderator: str | None, limit: int,
+                 schedule: Callable[[Connection], None] | None = None) -> None:
         self.ip = ip
         self.moderator = moderator
         self.limit = limit
@@ -43,6 +55,12 @@ class Connection:
         self.wakeup = asyncio.Event()
         self.closing: tuple[int, str] | None = None
         self.subscriptions: dict[str, Subscription] = {}
+        self.schedule = schedule
+        self.scheduled = False
+        self.sender: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        self.busy = False
+        self.stalled: tuple[Coroutine[Any, Any, None], Any] | None = None
+        self.broken: BaseException | None = None
 
     def push(self, frame: str) -> None:
         """Queue a frame; past the limit the connection is marked to close with 4008."""
@@ -53,7 +71,12 @@ class Connection:
             self.close_soon(4008, "slow consumer")
             return
         self.queue.append(frame)
-        self.wakeup.set()
+        if self.schedule is not None and self.sender is not None and not self.busy:
+            if not self.scheduled:
+                self.scheduled = True
+                self.schedule(self)
+        else:
+            self.wakeup.set()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Ask the writer to close the socket after what it is sending now."""
@@ -61,19 +84,71 @@ class Connection:
             self.closing = (code, reason)
         self.wakeup.set()
 
-    async def write(self, send: Callable[[str], Awaitable[None]],
+    def flush(self) -> None:
+        """The fast path: send what waits now, inline; hand over to the writer if it blocks."""
+        self.scheduled = False
+        if self.busy or self.sender is None or not self.queue or self.closing is not None:
+            return
+        frames = list(self.queue)
+        self.queue.clear()
+        sending = self.sender(protocol.batch(frames))
+        try:
+            waiting_on = sending.send(None)
+        except StopIteration:
+            return
+        except BaseException as exc:  # the socket is gone: let the writer task end
+            self.broken = exc
+            self.wakeup.set()
+            return
+        self.busy = True
+        self.stalled = (sending, waiting_on)
+        self.wakeup.set()
+
+    async def write(self, send: Callable[[str], Coroutine[Any, Any, None]],
                     close: Callable[[int, str], Awaitable[None]]) -> None:
-        """The writer task: drain the queue, batching what waits, until closed."""
+        """The writer task: finish stalled sends, drain the queue, batching, until closed."""
+        self.sender = send
+        if self.queue:
+            self.wakeup.set()
+        try:
+            while True:
+                await self.wakeup.wait()
+                self.wakeup.clear()
+                if self.broken is not None:
+                    raise self.broken
+                if self.stalled is not None:
+                    stalled, self.stalled = self.stalled, None
+                    await _finish(*stalled)
+                while self.queue and self.closing is None:
+                    self.busy = True
+                    frames = list(self.queue)
+                    self.queue.clear()
+                    await send(protocol.batch(frames))
+                self.busy = False
+                if self.closing is not None:
+                    await close(*self.closing)
+                    return
+        finally:
+            self.sender = None
+            if self.stalled is not None:
+                self.stalled[0].close()
+                self.stalled = None
+
+
+async def _finish(sending: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a send coroutine that stopped on a future to its end, as its task would."""
+    try:
         while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.queue and self.closing is None:
-                frames = list(self.queue)
-                self.queue.clear()
-                await send(protocol.batch(frames))
-            if self.closing is not None:
-                await close(*self.closing)
-                return
+            if isinstance(waiting_on, asyncio.Future):
+                await asyncio.wait({waiting_on})
+            else:
+                await asyncio.sleep(0)
+            waiting_on = sending.send(None)
+    except StopIteration:
+        return
+    except BaseException:
+        sending.close()
+        raise
 
 
 class Subscription:
@@ -127,15 +202,43 @@ class Hub:
         self.announced: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
+        self.dirty: list[Connection] = []
+        self.flush_not_before = 0.0
 
     # connections and subscriptions ------------------------------------------------------
 
     def connect(self, ip: str | None, moderator: str | None) -> Connection:
         """A new connection, counted against its IP address."""
-        conn = Connection(ip, moderator, self.queue_size)
+        conn = Connection(ip, moderator, self.queue_size, self._schedule_flush)
         self.connections.add(conn)
         self.per_ip[ip] += 1
         return conn
+
+    def _schedule_flush(self, conn: Connection) -> None:
+        """Flush `conn` soon, together with every other connection that has frames due.
+
+        At light load that is the end of this event-loop turn. Under load, a flush waits until
+        as long after the previous one as that one took (at most FLUSH_PAUSE_MAX): the fan-out
+        then takes at most about half of the loop, requests keep being served, and the events
+        of the pause go out together, one array frame per connection instead of one each.
+        """
+        if not self.dirty:
+            loop = asyncio.get_running_loop()
+            pause = self.flush_not_before - loop.time()
+            if pause > 0:
+                loop.call_later(pause, self._flush)
+            else:
+                loop.call_soon(self._flush)
+        self.dirty.append(conn)
+
+    def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.flush()
+        ended = loop.time()
+        self.flush_not_before = ended + min(ended - started, FLUSH_PAUSE_MAX)
 
     def disconnect(self, conn: Connection) -> None:
         """Forget a connection and all its subscriptions."""

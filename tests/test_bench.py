@@ -1,0 +1,49 @@
+"""`realtime bench --quick` runs end to end on a tiny configuration and writes its report.
+
+Only the shape of the report is checked: no figure, no timing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_writes_a_report(database_url: str, tmp_path: Path) -> None:
+    """Scenarios 1 (fan-out), 5 (reads) and 7 (reference) at quick sizes give a full report."""
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nhand-written notes\n\n<!-- results:begin -->\nold\n"
+                   "<!-- results:end -->\n\nmore notes\n")
+    env = {**os.environ, "REALTIME_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime", "bench", "1", "5", "7", "--quick", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = out.read_text()
+    # What was outside the markers is kept; what was inside is replaced.
+    assert report.startswith("# Benchmarks\n\nhand-written notes\n")
+    assert report.rstrip().endswith("more notes")
+    assert "\nold\n" not in report
+    assert "- command: `realtime bench 1 5 7 --quick --out" in report
+    for heading in ("### Targets", "### 1. Hot thread fan-out", "### 5. Reads",
+                    "### 7. Reference: a minimal `websockets` broadcaster"):
+        assert heading in report
+    assert "failed" not in report, report
+    # Every fan-out table has a header, a separator and at least one measured step.
+    tables = re.findall(r"\| posts/s asked \|.*\n\|(?:---\|)+\n((?:\|.*\|\n)+)", report)
+    assert len(tables) == 2
+    for rows in tables:
+        assert all(len(row.split("|")) == 15 for row in rows.strip().splitlines())
+    # The bench's posts are gone from the database afterwards.
+    assert "bench-" not in subprocess.run(
+        [sys.executable, "-c", "import asyncio, asyncpg, sys\n"
+         "async def main():\n"
+         "    conn = await asyncpg.connect(sys.argv[1])\n"
+         "    print(await conn.fetchval(\"SELECT string_agg(slug, ',') FROM posts\"))\n"
+         "    await conn.close()\n"
+         "asyncio.run(main())", database_url], capture_output=True, text=True).stdout
