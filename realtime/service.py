@@ -42,17 +42,16 @@ class Service:
 
     async def create_comment(self, slug: str, draft: Draft) -> Created:
         """Post a comment: idempotent by client_id, judged by the moderation rules."""
-        if draft.client_id is not None:
-            earlier = await self.store.comment_by_client_id(slug, draft.client_id)
-            if earlier is not None:
-                return Created(earlier, None, None, created=False)
-        post = await self.store.get_post(slug)
         html = render.render_markdown(draft.body)
-        rules = moderation.Rules(post.moderation, self.settings.max_links)
-        status = moderation.verdict(html.count("<a "), rules)
+        links = html.count("<a ")
+
+        def judge(post: Post) -> str:
+            return moderation.verdict(links, moderation.Rules(post.moderation,
+                                                              self.settings.max_links))
+
         token = auth.new_token()
         written = await self.store.insert_comment(
-            slug, draft, status=status, html=html,
+            slug, draft, judge=judge, html=html,
             avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
         if not written.changed:

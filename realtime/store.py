@@ -178,13 +178,6 @@ class Store:
             raise NotFound(f"no comment {comment_id}")
         return _comment(row)
 
-    async def comment_by_client_id(self, slug: str, client_id: str) -> Comment | None:
-        """The comment a client already posted under this id, for idempotent retries."""
-        row = await self.pool.fetchrow(
-            f"SELECT {COMMENT_COLUMNS} FROM comments c JOIN posts p ON p.id = c.post_id"
-            " WHERE p.slug = $1 AND c.client_id = $2::uuid", slug, client_id)
-        return None if row is None else _comment(row)
-
     async def queue(self, status: str | None, after: int | None,
                     limit: int) -> tuple[list[Comment], int | None]:
         """Comments of one status (or all) over every post, oldest first."""
@@ -218,10 +211,15 @@ class Store:
 
     # writing ----------------------------------------------------------------------------
 
-    async def insert_comment(self, slug: str, draft: Draft, *, status: str, html: str,
-                             avatar: str, edit_token: str, max_depth: int,
+    async def insert_comment(self, slug: str, draft: Draft, *, judge: Callable[[Post], str],
+                             html: str, avatar: str, edit_token: str, max_depth: int,
                              duplicate_window: timedelta) -> Written:
-        """Store a new comment and publish it; the rules the database alone can check apply."""
+        """Store a new comment and publish it; `judge` gives its status from the locked post.
+
+        Everything that depends on the post is decided here, under its lock, in one
+        transaction: the retry of a client_id (which wins over every rule), the open thread,
+        the parent, the duplicate, and the moderation verdict.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             post = await self._lock_post(conn, slug)
             # One round trip for both checks while the post is locked: the retry under this
@@ -241,6 +239,7 @@ class Store:
                 return Written(Comment(**found), None, changed=False)
             if not post.open:
                 raise ThreadClosed(f"comments on {slug!r} are closed")
+            status = judge(post)
             parent_id, depth = await self._place_reply(conn, post, draft.parent_id, max_depth)
             if duplicate:
                 raise DuplicateComment("the same comment was posted here a moment ago")
