@@ -46,14 +46,14 @@ async def endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=code, reason=reason)
 
     writer = asyncio.create_task(conn.write(websocket.send_text, close))
-    reader = asyncio.create_task(_read(websocket, conn, state))
     try:
-        await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        # Reading in this task, not a second one, keeps an idle connection small; a close
+        # sent by the writer or a lost socket both end the read with a disconnect.
+        await _read(websocket, conn, state)
     finally:
         hub.disconnect(conn)
-        for task in (reader, writer):
-            task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
 
 
 async def _read(websocket: WebSocket, conn: Connection, state: AppState) -> None:
