@@ -29,6 +29,7 @@ from .schemas import (
     ModeratorAction,
     NewComment,
     PostFields,
+    Report,
     field_errors,
 )
 from .service import Actor, Service
@@ -210,6 +211,14 @@ async def get_comment(request: Request) -> Response:
     return json_response({"comment": comment.public()})
 
 
+async def report_comment(request: Request) -> Response:
+    body = await read_body(request, Report)
+    client = request.client.host if request.client else None
+    reader = auth.ip_or_none(client) or request.headers.get("user-agent", "unknown")
+    await _service(request).report(comment_id_of(request), reader, body.reason)
+    return json_response({"reported": True}, 202)
+
+
 async def edit_comment(request: Request) -> Response:
     actor = await actor_of(request)
     edit = await read_body(request, CommentEdit)
@@ -267,6 +276,14 @@ async def moderation_queue(request: Request) -> Response:
     return json_response({"comments": [c.private() for c in comments], "next": cursor})
 
 
+async def moderation_log(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    limit = query_int(request, "limit", 100, 1, 500) or 100
+    after = query_int(request, "after", None, 0, BIGINT)
+    entries, cursor = await _service(request).store.audit_log(after, limit)
+    return json_response({"entries": entries, "next": cursor})
+
+
 async def moderate(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in {"approve", "reject", "spam", "delete", "restore"}:
@@ -287,9 +304,11 @@ ROUTES = [
     Route("/api/comments/{id:int}", get_comment, methods=["GET"]),
     Route("/api/comments/{id:int}", edit_comment, methods=["PATCH"]),
     Route("/api/comments/{id:int}", delete_comment, methods=["DELETE"]),
+    Route("/api/comments/{id:int}/report", report_comment, methods=["POST"]),
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),
     Route("/api/auth/me", me, methods=["GET"]),
     Route("/api/moderation/queue", moderation_queue, methods=["GET"]),
     Route("/api/moderation/comments/{id:int}/{action}", moderate, methods=["POST"]),
+    Route("/api/moderation/log", moderation_log, methods=["GET"]),
 ]

@@ -63,6 +63,7 @@ class Comment:
     created_at: datetime
     edited_at: datetime | None
     public_replies: int
+    report_count: int = 0
 
     @property
     def is_public(self) -> bool:
@@ -95,6 +96,7 @@ class Comment:
         data["ip"] = self.ip
         data["user_agent"] = self.user_agent
         data["depth"] = self.depth
+        data["reports"] = self.report_count
         return data
 
 

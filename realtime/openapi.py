@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
-from .schemas import CommentEdit, Login, ModeratorAction, NewComment, PostFields
+from .schemas import CommentEdit, Login, ModeratorAction, NewComment, PostFields, Report
 
 REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Login,
-                                         ModeratorAction]
+                                         ModeratorAction, Report]
 
 _nullable_str = {"type": ["string", "null"]}
 RESPONSE_SCHEMAS: dict[str, Any] = {
@@ -58,6 +58,12 @@ QUEUE = _wrapped(comments={"type": "array", "items": _ref("Comment")},
                  next={"type": ["integer", "null"]})
 MODERATOR = _wrapped(moderator=_wrapped(username={"type": "string"}))
 STATUS = _wrapped(status={"type": "string"})
+REPORTED = _wrapped(reported={"type": "boolean"})
+LOG = _wrapped(entries={"type": "array", "items": _wrapped(
+    id={"type": "integer"}, moderator={"type": "string"}, action={"type": "string"},
+    comment_id={"type": ["integer", "null"]}, post={"type": ["string", "null"]},
+    reason={"type": ["string", "null"]}, created_at={"type": "string", "format": "date-time"})},
+    next={"type": ["integer", "null"]})
 
 # (method, path, summary, request model, {status: schema or None}, query parameters)
 OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
@@ -75,6 +81,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      {200: ONE_COMMENT}, []),
     ("delete", "/api/comments/{id}", "Delete a comment (edit token or moderator)", None,
      {204: None}, []),
+    ("post", "/api/comments/{id}/report", "Report a comment to the moderators (once per reader)",
+     "Report", {202: REPORTED}, []),
     ("post", "/api/auth/login", "Log in as a moderator", "Login", {200: MODERATOR}, []),
     ("post", "/api/auth/logout", "Log out", None, {204: None}, []),
     ("get", "/api/auth/me", "The logged-in moderator", None, {200: MODERATOR}, []),
@@ -82,6 +90,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      {200: QUEUE}, ["status", "limit", "after"]),
     ("post", "/api/moderation/comments/{id}/{action}", "Moderate a comment", "ModeratorAction",
      {200: ONE_COMMENT}, []),
+    ("get", "/api/moderation/log", "Moderator actions, newest first", None, {200: LOG},
+     ["limit", "after"]),
     ("get", "/healthz", "Liveness", None, {200: STATUS}, []),
     ("get", "/readyz", "Readiness: database and listener up", None, {200: STATUS}, []),
 ]

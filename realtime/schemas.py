@@ -89,6 +89,10 @@ class ModeratorAction(Strict):
     reason: Annotated[str, Field(max_length=1000)] | None = None
 
 
+class Report(Strict):
+    reason: Annotated[str, Trimmed, Field(min_length=1, max_length=1000)]
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic's errors as the contract's `errors` list."""
     found = []

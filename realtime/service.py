@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,6 +70,16 @@ class Service:
         if not comment.is_public:
             raise NotFound(f"no comment {comment_id}")
         return comment
+
+    async def report(self, comment_id: int, reader: str, reason: str) -> None:
+        """A reader flags a visible comment for moderators; a repeat by the same reader counts once.
+
+        `reader` identifies the reader (their address); only its hash is stored.
+        """
+        comment = await self.store.get_comment(comment_id)
+        if comment.status != "approved":
+            raise NotFound(f"no comment {comment_id}")
+        await self.store.report(comment_id, hashlib.sha256(reader.encode()).digest(), reason)
 
     async def edit_comment(self, comment_id: int, body: str, actor: Actor) -> Comment:
         """Replace a comment's body, as its author within the edit window or as a moderator."""

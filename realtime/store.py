@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from .errors import Conflict, DuplicateComment, NotFound, ThreadClosed, ValidationFailed
-from .models import VISIBLE, Comment, Draft, Event, Moderator, Post
+from .models import VISIBLE, Comment, Draft, Event, Moderator, Post, iso
 
 NOTIFY_CHANNEL = "realtime"
 NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes or more
@@ -25,7 +25,8 @@ POST_COLUMNS = "id, slug, title, url, moderation, open, comment_count, seq, crea
 COMMENT_COLUMNS = (
     "c.id, c.post_id, p.slug AS post, c.parent_id, c.depth, c.kind, c.status, c.author_name,"
     " c.author_email, c.author_url, c.avatar, host(c.ip) AS ip, c.user_agent, c.body, c.html,"
-    " c.version, c.client_id::text AS client_id, c.created_at, c.edited_at, c.public_replies")
+    " c.version, c.client_id::text AS client_id, c.created_at, c.edited_at, c.public_replies,"
+    " c.report_count")
 PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected', 'spam')"
                  " AND c.public_replies > 0))")
 
@@ -334,6 +335,29 @@ class Store:
             "INSERT INTO audit_log (moderator, action, comment_id, post_id, reason)"
             " VALUES ($1, $2, $3, $4, $5)", moderator.username, action,
             comment.id if comment else None, comment.post_id if comment else None, reason)
+
+    async def report(self, comment_id: int, reporter: bytes, reason: str) -> bool:
+        """Record a reader's report; False when this reader had already reported it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            added = await conn.fetchval(
+                "INSERT INTO reports (comment_id, reporter, reason) VALUES ($1, $2, $3)"
+                " ON CONFLICT DO NOTHING RETURNING true", comment_id, reporter, reason)
+            if added:
+                await conn.execute(
+                    "UPDATE comments SET report_count = report_count + 1 WHERE id = $1",
+                    comment_id)
+        return bool(added)
+
+    async def audit_log(self, after: int | None,
+                        limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """Moderator actions, newest first; the cursor is the id of the last entry."""
+        rows = await self.pool.fetch(
+            "SELECT a.id, a.moderator, a.action, a.comment_id, p.slug AS post, a.reason,"
+            " a.created_at FROM audit_log a LEFT JOIN posts p ON p.id = a.post_id"
+            " WHERE ($1::bigint IS NULL OR a.id < $1) ORDER BY a.id DESC LIMIT $2",
+            after, limit + 1)
+        entries = [{**dict(r), "created_at": iso(r["created_at"])} for r in rows[:limit]]
+        return entries, (entries[-1]["id"] if len(rows) > limit else None)
 
     async def ping(self) -> None:
         """Raise when the database cannot answer."""

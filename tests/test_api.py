@@ -508,3 +508,39 @@ async def test_concurrent_posts_get_gap_free_seq_and_events(server: Running,
         assert row["type"] == "comment.created"
         assert json.loads(row["data"])["id"] == by_seq[row["seq"]]
     assert (await client.get("/api/posts/hello-world")).json()["seq"] == 60
+
+
+async def test_reports_count_once_per_reader(client: httpx.AsyncClient, mod: httpx.AsyncClient,
+                                             post: dict[str, Any]) -> None:
+    """A report answers 202; the same reader again counts once; moderators see the count."""
+    cid = (await client.post("/api/posts/hello-world/comments",
+                             json=comment_body("buy now"))).json()["comment"]["id"]
+    for _ in range(2):
+        answer = await client.post(f"/api/comments/{cid}/report", json={"reason": "spam"})
+        assert answer.status_code == 202 and answer.json() == {"reported": True}
+    queue = (await mod.get("/api/moderation/queue", params={"status": "approved"})).json()
+    assert queue["comments"][0]["reports"] == 1
+    public = (await client.get(f"/api/comments/{cid}")).json()["comment"]
+    assert "reports" not in public
+    assert_problem(await client.post("/api/comments/999/report", json={"reason": "x"}),
+                   404, "not_found")
+    assert_problem(await client.post(f"/api/comments/{cid}/report", json={"reason": " "}),
+                   422, "validation_error")
+    assert_problem(await client.post(f"/api/comments/{cid}/report", json={}),
+                   422, "validation_error")
+
+
+async def test_moderation_log_lists_actions(client: httpx.AsyncClient, mod: httpx.AsyncClient,
+                                            post: dict[str, Any]) -> None:
+    """Every moderator action is in the audit log, newest first, for moderators only."""
+    cid = (await client.post("/api/posts/hello-world/comments",
+                             json=comment_body())).json()["comment"]["id"]
+    await mod.post(f"/api/moderation/comments/{cid}/spam", json={"reason": "link farm"})
+    await mod.post(f"/api/moderation/comments/{cid}/restore")
+    log = (await mod.get("/api/moderation/log")).json()
+    assert [(e["action"], e["comment_id"], e["post"]) for e in log["entries"]] == [
+        ("restore", cid, "hello-world"), ("spam", cid, "hello-world")]
+    assert log["entries"][1]["reason"] == "link farm" and log["entries"][1]["moderator"] == "mod"
+    page = (await mod.get("/api/moderation/log", params={"limit": 1})).json()
+    assert len(page["entries"]) == 1 and page["next"] == log["entries"][0]["id"]
+    assert_problem(await client.get("/api/moderation/log"), 401, "unauthorized")

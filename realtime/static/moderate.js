@@ -155,6 +155,9 @@ function row(c) {
       /^https?:\/\//i.test(author.url || "")
         ? h("a", { href: author.url, rel: "nofollow ugc noopener" }, author.url) : null,
       c.ip ? h("span", { class: "rt-ip" }, c.ip) : null,
+      c.reports > 0
+        ? h("span", { class: "rt-reports" }, `${c.reports} report${c.reports === 1 ? "" : "s"}`)
+        : null,
       h("span", {}, "on "),
       h("a", { href: new URL(`p/${encodeURIComponent(c.post)}#rt-c-${c.id}`, BASE).href }, c.post),
       h("time", { datetime: c.created_at, title: when.toLocaleString() }, when.toLocaleString()),
