@@ -27,7 +27,9 @@ from .schemas import (
     CommentEdit,
     Login,
     ModeratorAction,
+    NewBan,
     NewComment,
+    PolicyFields,
     PostFields,
     Report,
     field_errors,
@@ -198,10 +200,17 @@ async def post_comment(request: Request) -> Response:
                   author_url=new.author.url, parent_id=new.parent_id, client_id=new.client_id,
                   ip=auth.ip_or_none(client), user_agent=request.headers.get("user-agent"))
     created = await _service(request).create_comment(slug, draft)
+    shown = created.comment.shown()
     if not created.created:
-        return json_response({"comment": created.comment.shown()}, 200)
-    window = timedelta(seconds=state_of(request.app).settings.edit_window_s)
-    return json_response({"comment": created.comment.shown(), "edit_token": created.edit_token,
+        return json_response({"comment": shown}, 200)
+    if created.shadow:
+        # A shadow-banned author sees a normal answer; nobody else ever receives the comment.
+        shown["status"] = "approved"
+    elif shown["status"] == "spam":
+        # Telling a spammer which words tripped the filter would help them around it.
+        shown["status"] = "pending"
+    window = timedelta(seconds=created.edit_window_s)
+    return json_response({"comment": shown, "edit_token": created.edit_token,
                           "edit_until": iso(created.comment.created_at + window),
                           "seq": created.seq}, 201)
 
@@ -284,6 +293,41 @@ async def moderation_log(request: Request) -> Response:
     return json_response({"entries": entries, "next": cursor})
 
 
+async def get_policy(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    return json_response((await _service(request).policy()).public())
+
+
+async def put_policy(request: Request) -> Response:
+    moderator = await require_moderator(request)
+    fields = await read_body(request, PolicyFields)
+    policy = await _service(request).put_policy(fields.model_dump(exclude_unset=True), moderator)
+    return json_response(policy.public())
+
+
+async def list_bans(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    return json_response({"bans": await _service(request).store.list_bans()})
+
+
+async def add_ban(request: Request) -> Response:
+    moderator = await require_moderator(request)
+    fields = await read_body(request, NewBan)
+    ban = await _service(request).ban(fields.kind, fields.value, fields.comment_id,
+                                      shadow=fields.shadow, reason=fields.reason,
+                                      expires_at=fields.expires_at, moderator=moderator)
+    return json_response(ban, 201)
+
+
+async def delete_ban(request: Request) -> Response:
+    moderator = await require_moderator(request)
+    ban_id: int = request.path_params["id"]
+    if ban_id > BIGINT:
+        raise NotFound(f"no ban {ban_id}")
+    await _service(request).lift_ban(ban_id, moderator)
+    return Response(status_code=204)
+
+
 async def moderate(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in {"approve", "reject", "spam", "delete", "restore"}:
@@ -311,4 +355,9 @@ ROUTES = [
     Route("/api/moderation/queue", moderation_queue, methods=["GET"]),
     Route("/api/moderation/comments/{id:int}/{action}", moderate, methods=["POST"]),
     Route("/api/moderation/log", moderation_log, methods=["GET"]),
+    Route("/api/moderation/settings", get_policy, methods=["GET"]),
+    Route("/api/moderation/settings", put_policy, methods=["PUT"]),
+    Route("/api/moderation/bans", list_bans, methods=["GET"]),
+    Route("/api/moderation/bans", add_ban, methods=["POST"]),
+    Route("/api/moderation/bans/{id:int}", delete_ban, methods=["DELETE"]),
 ]

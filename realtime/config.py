@@ -43,6 +43,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_depth", int, 6, "deepest reply nesting; deeper replies attach higher"),
     Setting("edit_window_s", int, 900, "seconds an author may edit or delete with the edit token"),
     Setting("max_links", int, 2, "links a comment may hold before it waits for a moderator"),
+    Setting("hold_words", str, "", "comma-separated words that send a comment to the queue"),
+    Setting("block_words", str, "", "comma-separated words that mark a comment as spam"),
+    Setting("trusted_authors", bool, True,
+            "an e-mail with an approved comment skips pre-moderation"),
+    Setting("flood_min_interval_s", int, 0, "seconds between comments per IP and e-mail (0: off)"),
+    Setting("flood_max_per_10_min", int, 0, "comments per 10 minutes per IP and e-mail (0: off)"),
     Setting("retention_days", int, 7, "days events are kept for resuming clients"),
     Setting("replay_limit", int, 1000, "most missed events replayed before a reset"),
     Setting("max_subscriptions", int, 50, "subscriptions one WebSocket connection may hold"),
@@ -79,6 +85,11 @@ class Settings:
     max_depth: int = 6
     edit_window_s: int = 900
     max_links: int = 2
+    hold_words: str = ""
+    block_words: str = ""
+    trusted_authors: bool = True
+    flood_min_interval_s: int = 0
+    flood_max_per_10_min: int = 0
     retention_days: int = 7
     replay_limit: int = 1000
     max_subscriptions: int = 50

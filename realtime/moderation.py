@@ -1,26 +1,113 @@
-"""Pure moderation rules: from a draft and the thread's settings to the status it is stored with."""
+"""Pure moderation rules: from a new comment, the shared policy and what the database knows
+about its author, to the status it is stored with (or the refusal)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .config import Settings
+from .errors import Banned, RateLimited
 
 ACTIONS = {"approve": "approved", "reject": "rejected", "spam": "spam", "delete": "deleted",
            "restore": "approved"}
+FLOOD_WINDOW_S = 600
 
 
 @dataclass(frozen=True)
-class Rules:
-    """The moderation settings one comment is judged by."""
+class Flood:
+    """Per client IP and per e-mail; 0 turns a limit off."""
 
-    thread_moderation: str
+    min_interval_s: int = 0
+    max_per_10_min: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The moderation settings all nodes share, applied to the next comment."""
+
+    default_moderation: str
+    hold_words: tuple[str, ...]
+    block_words: tuple[str, ...]
     max_links: int
+    trusted_authors: bool
+    edit_window_s: int
+    flood: Flood
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> Policy:
+        """The policy of a fresh database, from the REALTIME_* settings."""
+        return cls(default_moderation=settings.default_moderation,
+                   hold_words=_words(settings.hold_words), block_words=_words(settings.block_words),
+                   max_links=settings.max_links, trusted_authors=settings.trusted_authors,
+                   edit_window_s=settings.edit_window_s,
+                   flood=Flood(settings.flood_min_interval_s, settings.flood_max_per_10_min))
+
+    def merged(self, changes: dict[str, Any]) -> Policy:
+        """This policy with the fields of a (validated) stored or sent object replacing its own."""
+        values: dict[str, Any] = {k: v for k, v in changes.items() if k != "flood"}
+        for name in ("hold_words", "block_words"):
+            if name in values:
+                values[name] = tuple(w.strip().lower() for w in values[name] if w.strip())
+        flood = replace(self.flood, **changes.get("flood", {}))
+        return replace(self, **values, flood=flood)
+
+    def public(self) -> dict[str, Any]:
+        """The policy as the API shows it."""
+        data = asdict(self)
+        data["hold_words"] = list(self.hold_words)
+        data["block_words"] = list(self.block_words)
+        return data
 
 
-def verdict(links: int, rules: Rules) -> str:
-    """`approved` or `pending` for a new comment."""
-    if rules.thread_moderation == "pre":
+@dataclass(frozen=True)
+class Author:
+    """What the database knows about a comment's author when it arrives."""
+
+    trusted: bool = False
+    ban: str | None = None
+    last_age_s: float | None = None
+    recent: int = 0
+    oldest_recent_age_s: float | None = None
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(w.strip().lower() for w in raw.split(",") if w.strip())
+
+
+def _mentions(body: str, words: tuple[str, ...]) -> bool:
+    text = body.lower()
+    return any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) for word in words)
+
+
+def check_author(policy: Policy, author: Author) -> None:
+    """Refuse a banned author (403) or one posting too fast (429 with Retry-After)."""
+    if author.ban == "ban":
+        raise Banned("you may not comment here")
+    flood = policy.flood
+    if flood.min_interval_s > 0 and author.last_age_s is not None \
+            and author.last_age_s < flood.min_interval_s:
+        wait = math.ceil(flood.min_interval_s - author.last_age_s)
+        raise RateLimited(f"wait {wait} s before commenting again", retry_after=wait)
+    if flood.max_per_10_min > 0 and author.recent >= flood.max_per_10_min:
+        oldest = author.oldest_recent_age_s or 0.0
+        wait = max(1, math.ceil(FLOOD_WINDOW_S - oldest))
+        raise RateLimited(f"at most {flood.max_per_10_min} comments in 10 minutes",
+                          retry_after=wait)
+
+
+def verdict(body: str, links: int, thread_moderation: str, policy: Policy,
+            author: Author) -> str:
+    """The status a new comment is stored with: approved, pending or spam."""
+    if author.ban == "shadow" or _mentions(body, policy.block_words):
+        return "spam"
+    if _mentions(body, policy.hold_words):
         return "pending"
-    if rules.max_links >= 0 and links > rules.max_links:
+    if policy.max_links >= 0 and links > policy.max_links:
+        return "pending"
+    if thread_moderation == "pre" and not (policy.trusted_authors and author.trusted):
         return "pending"
     return "approved"
 

@@ -8,10 +8,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
-from .schemas import CommentEdit, Login, ModeratorAction, NewComment, PostFields, Report
+from .schemas import (
+    CommentEdit,
+    Login,
+    ModeratorAction,
+    NewBan,
+    NewComment,
+    PolicyFields,
+    PostFields,
+    Report,
+)
 
 REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Login,
-                                         ModeratorAction, Report]
+                                         ModeratorAction, Report, PolicyFields, NewBan]
 
 _nullable_str = {"type": ["string", "null"]}
 RESPONSE_SCHEMAS: dict[str, Any] = {
@@ -59,6 +68,20 @@ QUEUE = _wrapped(comments={"type": "array", "items": _ref("Comment")},
 MODERATOR = _wrapped(moderator=_wrapped(username={"type": "string"}))
 STATUS = _wrapped(status={"type": "string"})
 REPORTED = _wrapped(reported={"type": "boolean"})
+BAN = _wrapped(id={"type": "integer"}, kind={"enum": ["ip", "email", "name"]},
+               value={"type": "string"}, shadow={"type": "boolean"},
+               reason={"type": ["string", "null"]},
+               expires_at={"type": ["string", "null"], "format": "date-time"},
+               created_at={"type": "string", "format": "date-time"},
+               created_by={"type": "string"})
+BANS = _wrapped(bans={"type": "array", "items": BAN})
+POLICY = _wrapped(default_moderation={"enum": ["post", "pre"]},
+                  hold_words={"type": "array", "items": {"type": "string"}},
+                  block_words={"type": "array", "items": {"type": "string"}},
+                  max_links={"type": "integer"}, trusted_authors={"type": "boolean"},
+                  edit_window_s={"type": "integer"},
+                  flood=_wrapped(min_interval_s={"type": "integer"},
+                                 max_per_10_min={"type": "integer"}))
 LOG = _wrapped(entries={"type": "array", "items": _wrapped(
     id={"type": "integer"}, moderator={"type": "string"}, action={"type": "string"},
     comment_id={"type": ["integer", "null"]}, post={"type": ["string", "null"]},
@@ -92,6 +115,14 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      {200: ONE_COMMENT}, []),
     ("get", "/api/moderation/log", "Moderator actions, newest first", None, {200: LOG},
      ["limit", "after"]),
+    ("get", "/api/moderation/settings", "The moderation policy in force", None,
+     {200: POLICY}, []),
+    ("put", "/api/moderation/settings", "Change the moderation policy (a subset is fine)",
+     "PolicyFields", {200: POLICY}, []),
+    ("get", "/api/moderation/bans", "Every ban, newest first", None, {200: BANS}, []),
+    ("post", "/api/moderation/bans", "Ban by IP, e-mail or name (or a comment's author)",
+     "NewBan", {201: BAN}, []),
+    ("delete", "/api/moderation/bans/{id}", "Lift a ban", None, {204: None}, []),
     ("get", "/healthz", "Liveness", None, {200: STATUS}, []),
     ("get", "/readyz", "Readiness: database and listener up", None, {200: STATUS}, []),
 ]

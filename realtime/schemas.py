@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
@@ -35,6 +37,16 @@ def _email(value: str | None) -> str | None:
     if not EMAIL.match(value):
         raise ValueError("must be an e-mail address")
     return value.lower()
+
+
+def _rfc3339(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("must carry a time zone")
+    return moment.astimezone(UTC).isoformat()
 
 
 def _uuid(value: str | None) -> str | None:
@@ -87,6 +99,40 @@ class Login(Strict):
 class ModeratorAction(Strict):
     version: Annotated[int, Field(ge=1, le=BIGINT)] | None = None
     reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+Word = Annotated[str, Trimmed, Field(min_length=1, max_length=100)]
+Seconds = Annotated[int, Field(ge=0, le=86_400 * 365)]
+
+
+class FloodFields(Strict):
+    min_interval_s: Seconds | None = None
+    max_per_10_min: Annotated[int, Field(ge=0, le=100_000)] | None = None
+
+
+class PolicyFields(Strict):
+    default_moderation: Literal["post", "pre"] | None = None
+    hold_words: Annotated[list[Word], Field(max_length=1000)] | None = None
+    block_words: Annotated[list[Word], Field(max_length=1000)] | None = None
+    max_links: Annotated[int, Field(ge=0, le=1000)] | None = None
+    trusted_authors: bool | None = None
+    edit_window_s: Seconds | None = None
+    flood: FloodFields | None = None
+
+
+class NewBan(Strict):
+    kind: Literal["ip", "email", "name"]
+    value: Annotated[str, Trimmed, Field(min_length=1, max_length=320)] | None = None
+    comment_id: Annotated[int, Field(gt=0, le=BIGINT)] | None = None
+    shadow: bool = False
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    expires_at: Annotated[str, AfterValidator(_rfc3339)] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NewBan:
+        if (self.value is None) == (self.comment_id is None):
+            raise ValueError("give either value or comment_id")
+        return self
 
 
 class Report(Strict):

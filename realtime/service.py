@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from . import auth, moderation, render
 from .config import Settings
@@ -24,6 +27,8 @@ class Created:
     seq: int | None
     edit_token: str | None
     created: bool
+    edit_window_s: int = 0
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,20 @@ class Service:
         self.settings = settings
 
     async def create_comment(self, slug: str, draft: Draft) -> Created:
-        """Post a comment: idempotent by client_id, judged by the moderation rules."""
+        """Post a comment: idempotent by client_id, judged by the shared moderation policy."""
         html = render.render_markdown(draft.body)
         links = html.count("<a ")
+        judged: list[tuple[moderation.Policy, moderation.Author]] = []
 
-        def judge(post: Post) -> str:
-            return moderation.verdict(links, moderation.Rules(post.moderation,
-                                                              self.settings.max_links))
+        def judge(post: Post, facts: dict[str, Any]) -> str:
+            policy = self._policy(facts["policy"])
+            ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
+            author = moderation.Author(trusted=facts["trusted"], ban=ban,
+                                       last_age_s=facts["last_age"], recent=facts["recent"],
+                                       oldest_recent_age_s=facts["oldest_age"])
+            moderation.check_author(policy, author)
+            judged.append((policy, author))
+            return moderation.verdict(draft.body, links, post.moderation, policy, author)
 
         token = auth.new_token()
         written = await self.store.insert_comment(
@@ -57,7 +69,54 @@ class Service:
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
         if not written.changed:
             return Created(written.comment, None, None, created=False)
-        return Created(written.comment, written.seq, token, created=True)
+        policy, author = judged[-1]
+        return Created(written.comment, written.seq, token, created=True,
+                       edit_window_s=policy.edit_window_s, shadow=author.ban == "shadow")
+
+    async def policy(self) -> moderation.Policy:
+        """The moderation policy in force: the stored one, else the REALTIME_* defaults."""
+        return self._policy(await self.store.policy())
+
+    async def put_policy(self, changes: dict[str, Any], moderator: Moderator) -> moderation.Policy:
+        """Replace the fields given; every node applies the result to its next comment."""
+        policy = (await self.policy()).merged(changes)
+        await self.store.put_policy(policy.public())
+        await self.store.audit(moderator, "settings", None, None)
+        return policy
+
+    async def ban(self, kind: str, value: str | None, comment_id: int | None, *, shadow: bool,
+                  reason: str | None, expires_at: str | None,
+                  moderator: Moderator) -> dict[str, Any]:
+        """Ban by IP, e-mail or name: a value given, or taken from a comment's author."""
+        if comment_id is not None:
+            comment = await self.store.get_comment(comment_id)
+            value = {"ip": comment.ip, "email": comment.author_email,
+                     "name": comment.author_name}[kind]
+            if value is None:
+                raise ValidationFailed.field("comment_id", f"that comment has no {kind}")
+        if value is None:
+            raise ValidationFailed.field("value", "give either value or comment_id")
+        if kind == "ip":
+            try:
+                value = str(ipaddress.ip_address(value))
+            except ValueError:
+                raise ValidationFailed.field("value", "must be an IP address") from None
+        elif kind == "email":
+            value = value.lower()
+        expires = datetime.fromisoformat(expires_at) if expires_at else None
+        ban = await self.store.add_ban(kind, value, shadow=shadow, reason=reason,
+                                       expires_at=expires, created_by=moderator.username)
+        await self.store.audit(moderator, "ban", None, reason)
+        return ban
+
+    async def lift_ban(self, ban_id: int, moderator: Moderator) -> None:
+        """Remove a ban."""
+        await self.store.delete_ban(ban_id)
+        await self.store.audit(moderator, "unban", None, None)
+
+    def _policy(self, stored: str | None) -> moderation.Policy:
+        base = moderation.Policy.defaults(self.settings)
+        return base if stored is None else base.merged(orjson.loads(stored))
 
     async def read_thread(self, slug: str, after: int | None,
                           limit: int) -> tuple[Post, list[Comment], int | None]:
@@ -122,8 +181,8 @@ class Service:
     async def put_post(self, slug: str, fields: dict[str, Any]) -> tuple[Post, bool]:
         """Create or update a post; new posts take the default moderation."""
         fields = {k: v for k, v in fields.items() if v is not None}
-        fields.setdefault("moderation", self.settings.default_moderation)
-        return await self.store.put_post(slug, fields)
+        default = (await self.policy()).default_moderation
+        return await self.store.put_post(slug, fields, default_moderation=default)
 
     async def login(self, username: str, password: str) -> tuple[Moderator, str]:
         """Check a moderator's password and open a session; returns the session token."""
@@ -157,6 +216,6 @@ class Service:
                 raise NotFound(f"no comment {comment_id}")
             raise Forbidden("this edit token does not belong to that comment")
         comment = await self.store.get_comment(comment_id)
-        window = timedelta(seconds=self.settings.edit_window_s)
+        window = timedelta(seconds=(await self.policy()).edit_window_s)
         if datetime.now(UTC) - comment.created_at > window:
             raise Forbidden("the edit window of this comment has closed")

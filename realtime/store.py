@@ -27,8 +27,35 @@ COMMENT_COLUMNS = (
     " c.author_email, c.author_url, c.avatar, host(c.ip) AS ip, c.user_agent, c.body, c.html,"
     " c.version, c.client_id::text AS client_id, c.created_at, c.edited_at, c.public_replies,"
     " c.report_count")
+BAN_COLUMNS = "id, kind, value, shadow, reason, expires_at, created_at, created_by"
 PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected', 'spam')"
                  " AND c.public_replies > 0))")
+
+
+# The moderation policy and what is known of a new comment's author ($1 e-mail, $2 IP,
+# $3 name): an earlier approved comment under the e-mail, the active bans that match (NULL:
+# none; false: a ban; true: only shadow bans), and the author's comments of the last 10
+# minutes by address and by e-mail, for the flood limits.
+AUTHOR_FACTS = """
+WITH recent AS (
+    SELECT created_at FROM comments
+     WHERE $2::inet IS NOT NULL AND ip = $2::inet AND created_at > now() - interval '10 minutes'
+    UNION ALL
+    SELECT created_at FROM comments
+     WHERE $1::text IS NOT NULL AND author_email = $1
+       AND created_at > now() - interval '10 minutes')
+SELECT (SELECT value FROM settings WHERE name = 'moderation') AS policy,
+       ($1::text IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comments WHERE author_email = $1 AND status = 'approved')) AS trusted,
+       (SELECT bool_and(shadow) FROM bans
+         WHERE (expires_at IS NULL OR expires_at > now())
+           AND ((kind = 'ip' AND $2::inet IS NOT NULL AND value = host($2::inet))
+             OR (kind = 'email' AND value = $1)
+             OR (kind = 'name' AND lower(value) = lower($3)))) AS shadow,
+       extract(epoch FROM now() - (SELECT max(created_at) FROM recent))::float8 AS last_age,
+       (SELECT count(*) FROM recent) AS recent,
+       extract(epoch FROM now() - (SELECT min(created_at) FROM recent))::float8 AS oldest_age
+"""
 
 
 def _post(row: Any) -> Post:
@@ -37,6 +64,10 @@ def _post(row: Any) -> Post:
 
 def _comment(row: Any) -> Comment:
     return Comment(**dict(row))
+
+
+def _ban(row: Any) -> dict[str, Any]:
+    return {**dict(row), "expires_at": iso(row["expires_at"]), "created_at": iso(row["created_at"])}
 
 
 def token_hash(token: str) -> bytes:
@@ -116,7 +147,8 @@ class Store:
             raise NotFound(f"no post {slug!r}")
         return _post(row)
 
-    async def put_post(self, slug: str, fields: dict[str, Any]) -> tuple[Post, bool]:
+    async def put_post(self, slug: str, fields: dict[str, Any], *,
+                       default_moderation: str) -> tuple[Post, bool]:
         """Create the post, or update the fields given; a visible change bumps its seq."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -128,7 +160,8 @@ class Store:
                     "INSERT INTO posts (slug, title, url, moderation, open)"
                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (slug) DO NOTHING"
                     f" RETURNING {POST_COLUMNS}",
-                    slug, fields["title"], fields.get("url"), fields["moderation"],
+                    slug, fields["title"], fields.get("url"),
+                    fields.get("moderation", default_moderation),
                     fields.get("open", True))
                 if row is None:
                     raise Conflict(f"post {slug!r} was created at the same time")
@@ -212,14 +245,16 @@ class Store:
 
     # writing ----------------------------------------------------------------------------
 
-    async def insert_comment(self, slug: str, draft: Draft, *, judge: Callable[[Post], str],
+    async def insert_comment(self, slug: str, draft: Draft, *,
+                             judge: Callable[[Post, dict[str, Any]], str],
                              html: str, avatar: str, edit_token: str, max_depth: int,
                              duplicate_window: timedelta) -> Written:
-        """Store a new comment and publish it; `judge` gives its status from the locked post.
+        """Store a new comment and publish it; `judge` gives its status (or refuses it).
 
         Everything that depends on the post is decided here, under its lock, in one
         transaction: the retry of a client_id (which wins over every rule), the open thread,
-        the parent, the duplicate, and the moderation verdict.
+        then `judge` with the locked post and what the database knows about the author (see
+        `AUTHOR_FACTS`), the parent, and the duplicate.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             post = await self._lock_post(conn, slug)
@@ -240,7 +275,9 @@ class Store:
                 return Written(Comment(**found), None, changed=False)
             if not post.open:
                 raise ThreadClosed(f"comments on {slug!r} are closed")
-            status = judge(post)
+            facts = dict(await conn.fetchrow(AUTHOR_FACTS, draft.author_email, draft.ip,
+                                             draft.author_name))
+            status = judge(post, facts)
             parent_id, depth = await self._place_reply(conn, post, draft.parent_id, max_depth)
             if duplicate:
                 raise DuplicateComment("the same comment was posted here a moment ago")
@@ -358,6 +395,37 @@ class Store:
             after, limit + 1)
         entries = [{**dict(r), "created_at": iso(r["created_at"])} for r in rows[:limit]]
         return entries, (entries[-1]["id"] if len(rows) > limit else None)
+
+    async def policy(self) -> Any:
+        """The stored moderation policy object, or None on a fresh database."""
+        return await self.pool.fetchval("SELECT value FROM settings WHERE name = 'moderation'")
+
+    async def put_policy(self, value: dict[str, Any]) -> None:
+        """Store the whole moderation policy object."""
+        await self.pool.execute(
+            "INSERT INTO settings (name, value) VALUES ('moderation', $1::jsonb)"
+            " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            orjson.dumps(value).decode())
+
+    async def list_bans(self) -> list[dict[str, Any]]:
+        """Every ban, newest first."""
+        rows = await self.pool.fetch(f"SELECT {BAN_COLUMNS} FROM bans ORDER BY id DESC")
+        return [_ban(r) for r in rows]
+
+    async def add_ban(self, kind: str, value: str, *, shadow: bool, reason: str | None,
+                      expires_at: datetime | None, created_by: str) -> dict[str, Any]:
+        """Record a ban."""
+        row = await self.pool.fetchrow(
+            "INSERT INTO bans (kind, value, shadow, reason, expires_at, created_by)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {BAN_COLUMNS}",
+            kind, value, shadow, reason, expires_at, created_by)
+        return _ban(row)
+
+    async def delete_ban(self, ban_id: int) -> None:
+        """Lift a ban, or NotFound."""
+        result: str = await self.pool.execute("DELETE FROM bans WHERE id = $1", ban_id)
+        if result.endswith(" 0"):
+            raise NotFound(f"no ban {ban_id}")
 
     async def ping(self) -> None:
         """Raise when the database cannot answer."""

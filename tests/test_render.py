@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime import moderation, render
+from realtime.config import Settings
+from realtime.errors import Banned, RateLimited
 
 from test_api import assert_inert
 
@@ -39,10 +42,35 @@ def test_avatar_hash_is_stable_and_private() -> None:
 
 
 def test_verdicts() -> None:
-    """Pre-moderated threads and too many links hold a comment; others are approved."""
-    assert moderation.verdict(0, moderation.Rules("post", 2)) == "approved"
-    assert moderation.verdict(3, moderation.Rules("post", 2)) == "pending"
-    assert moderation.verdict(0, moderation.Rules("pre", 2)) == "pending"
+    """Shadow bans and block words give spam; hold words, links and pre-moderation hold."""
+    policy = moderation.Policy.defaults(Settings()).merged(
+        {"hold_words": ["casino"], "block_words": ["viagra"], "max_links": 2})
+    nobody = moderation.Author()
+    assert moderation.verdict("hello", 0, "post", policy, nobody) == "approved"
+    assert moderation.verdict("Viagra!", 0, "post", policy, nobody) == "spam"
+    assert moderation.verdict("a casino", 0, "post", policy, nobody) == "pending"
+    assert moderation.verdict("casinos", 0, "post", policy, nobody) == "approved"
+    assert moderation.verdict("x", 3, "post", policy, nobody) == "pending"
+    assert moderation.verdict("x", 0, "pre", policy, nobody) == "pending"
+    assert moderation.verdict("x", 0, "pre", policy, moderation.Author(trusted=True)) == \
+        "approved"
+    assert moderation.verdict("x", 0, "post", policy, moderation.Author(ban="shadow")) == "spam"
+
+
+def test_author_checks() -> None:
+    """Bans refuse; flood limits refuse with the wait in Retry-After."""
+    policy = moderation.Policy.defaults(Settings(flood_min_interval_s=10,
+                                                 flood_max_per_10_min=3))
+    moderation.check_author(policy, moderation.Author(last_age_s=11, recent=2))
+    with pytest.raises(Banned):
+        moderation.check_author(policy, moderation.Author(ban="ban"))
+    with pytest.raises(RateLimited) as soon:
+        moderation.check_author(policy, moderation.Author(last_age_s=2.5, recent=1))
+    assert soon.value.retry_after == 8
+    with pytest.raises(RateLimited) as many:
+        moderation.check_author(policy, moderation.Author(last_age_s=30, recent=3,
+                                                          oldest_recent_age_s=500))
+    assert many.value.retry_after == 100
 
 
 def test_action_statuses() -> None:
