@@ -55,9 +55,15 @@ class Service:
         def judge(post: Post, facts: dict[str, Any]) -> str:
             policy = self._policy(facts["policy"])
             ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
+            # Both counts are capped at the limit; the source at the cap that waits longest
+            # (its oldest counted comment is youngest) decides Retry-After.
+            recent = max(facts["recent_ip"], facts["recent_email"])
+            ages = [age for count, age in ((facts["recent_ip"], facts["oldest_ip"]),
+                                           (facts["recent_email"], facts["oldest_email"]))
+                    if count == recent and age is not None]
             author = moderation.Author(trusted=facts["trusted"], ban=ban,
-                                       last_age_s=facts["last_age"], recent=facts["recent"],
-                                       oldest_recent_age_s=facts["oldest_age"])
+                                       last_age_s=facts["last_age"], recent=recent,
+                                       oldest_recent_age_s=min(ages) if ages else None)
             moderation.check_author(policy, author)
             judged.append((policy, author))
             return moderation.verdict(draft.body, links, post.moderation, policy, author)
@@ -65,6 +71,8 @@ class Service:
         token = auth.new_token()
         written = await self.store.insert_comment(
             slug, draft, judge=judge, html=html,
+            flood_defaults=(self.settings.flood_max_per_10_min,
+                            self.settings.flood_min_interval_s),
             avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
         if not written.changed:

@@ -32,31 +32,44 @@ PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected',
                  " AND c.public_replies > 0))")
 
 
-# The moderation policy and what is known of a new comment's author ($1 e-mail, $2 IP,
-# $3 name): an earlier approved comment under the e-mail, the active bans that match (NULL:
-# none; false: a ban; true: only shadow bans), and the author's comments of the last 10
-# minutes by address and by e-mail, for the flood limits.
+# The moderation policy and what is known of a new comment's author: $1 e-mail, $2 IP, $3 name,
+# $4 and $5 the flood limits of a fresh database (max per 10 minutes, min interval), $6 whether
+# trust matters (a pre-moderated thread). Trusted: an earlier approved comment under the
+# e-mail. Shadow: over the active bans that match, NULL for none, false when one is a real ban,
+# true when all are shadow bans. The author's comments of the last 10 minutes are read by
+# address and by e-mail through their indexes, at most as many as the flood limit needs, and
+# none when the limits are off, so a busy address costs no more than a quiet one.
 AUTHOR_FACTS = """
-WITH recent AS (
-    SELECT created_at FROM comments
-     WHERE $2::inet IS NOT NULL AND ip = $2::inet AND created_at > now() - interval '10 minutes'
-    UNION ALL
-    SELECT created_at FROM comments
-     WHERE $1::text IS NOT NULL AND author_email = $1
-       AND created_at > now() - interval '10 minutes')
-SELECT (SELECT value FROM settings WHERE name = 'moderation') AS policy,
-       ($1::text IS NOT NULL AND EXISTS (
+WITH policy AS (SELECT value FROM settings WHERE name = 'moderation'),
+     lim AS (SELECT coalesce((SELECT (value #>> '{flood,max_per_10_min}')::int FROM policy), $4)
+                    AS n,
+                    coalesce((SELECT (value #>> '{flood,min_interval_s}')::int FROM policy), $5)
+                    AS gap),
+     take AS (SELECT CASE WHEN n > 0 THEN n WHEN gap > 0 THEN 1 ELSE 0 END AS rows FROM lim),
+     by_ip AS (SELECT created_at FROM comments
+                WHERE $2::inet IS NOT NULL AND ip = $2::inet
+                  AND created_at > now() - interval '10 minutes'
+                ORDER BY created_at DESC LIMIT (SELECT rows FROM take)),
+     by_email AS (SELECT created_at FROM comments
+                   WHERE $1::text IS NOT NULL AND author_email = $1
+                     AND created_at > now() - interval '10 minutes'
+                   ORDER BY created_at DESC LIMIT (SELECT rows FROM take))
+SELECT (SELECT value FROM policy) AS policy,
+       ($6 AND $1::text IS NOT NULL AND EXISTS (
            SELECT 1 FROM comments WHERE author_email = $1 AND status = 'approved')) AS trusted,
        (SELECT bool_and(shadow) FROM bans
          WHERE (expires_at IS NULL OR expires_at > now())
            AND ((kind = 'ip' AND $2::inet IS NOT NULL AND value = host($2::inet))
              OR (kind = 'email' AND value = $1)
              OR (kind = 'name' AND lower(value) = lower($3)))) AS shadow,
-       extract(epoch FROM now() - (SELECT max(created_at) FROM recent))::float8 AS last_age,
-       (SELECT count(*) FROM recent) AS recent,
-       extract(epoch FROM now() - (SELECT min(created_at) FROM recent))::float8 AS oldest_age
+       extract(epoch FROM now() - greatest((SELECT max(created_at) FROM by_ip),
+                                           (SELECT max(created_at) FROM by_email)))::float8
+           AS last_age,
+       (SELECT count(*) FROM by_ip) AS recent_ip,
+       (SELECT count(*) FROM by_email) AS recent_email,
+       extract(epoch FROM now() - (SELECT min(created_at) FROM by_ip))::float8 AS oldest_ip,
+       extract(epoch FROM now() - (SELECT min(created_at) FROM by_email))::float8 AS oldest_email
 """
-
 
 def _post(row: Any) -> Post:
     return Post(**dict(row))
@@ -247,7 +260,8 @@ class Store:
 
     async def insert_comment(self, slug: str, draft: Draft, *,
                              judge: Callable[[Post, dict[str, Any]], str],
-                             html: str, avatar: str, edit_token: str, max_depth: int,
+                             flood_defaults: tuple[int, int], html: str, avatar: str,
+                             edit_token: str, max_depth: int,
                              duplicate_window: timedelta) -> Written:
         """Store a new comment and publish it; `judge` gives its status (or refuses it).
 
@@ -275,8 +289,9 @@ class Store:
                 return Written(Comment(**found), None, changed=False)
             if not post.open:
                 raise ThreadClosed(f"comments on {slug!r} are closed")
-            facts = dict(await conn.fetchrow(AUTHOR_FACTS, draft.author_email, draft.ip,
-                                             draft.author_name))
+            facts = dict(await conn.fetchrow(
+                AUTHOR_FACTS, draft.author_email, draft.ip, draft.author_name, *flood_defaults,
+                post.moderation == "pre"))
             status = judge(post, facts)
             parent_id, depth = await self._place_reply(conn, post, draft.parent_id, max_depth)
             if duplicate:
