@@ -450,3 +450,18 @@ async def test_thread_model(browser: Browser) -> None:
     assert out["count"] == 3
     assert out["reloaded"] == {"null": ["id:2", "id:6"], "2": ["id:4"]}
     assert out["seq"] == 20
+
+
+async def test_reader_reports_a_comment(open_page: OpenPage, mod: httpx.AsyncClient,
+                                        client: httpx.AsyncClient,
+                                        post: dict[str, Any]) -> None:
+    """Report asks why, sends it, and the moderators see the count."""
+    troll = await add_comment(client, "Everyone here is wrong", "Troll")
+    page = await open_page(f"/p/{SLUG}")
+    button = comment(page, troll["id"]).locator(".rt-report")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("insults people")))
+    await button.click()
+    await expect(button).to_have_text("Reported")
+    await expect(button).to_be_disabled()
+    queue = (await mod.get("/api/moderation/queue", params={"status": "approved"})).json()
+    assert queue["comments"][0]["reports"] == 1

@@ -360,6 +360,10 @@ class ThreadView {
         onclick: () => this.openReply(c) }, "Reply"));
     }
     const mine = c.id != null ? own.get(c.id) : null;
+    if (c.status === "approved" && c.id != null && !mine) {
+      buttons.push(h("button", { type: "button", class: "rt-report",
+        onclick: (e) => this.report(c.id, e.currentTarget) }, "Report"));
+    }
     // Once approved it is public: the stored copy must not come back as "pending" on reload.
     if (mine && mine.comment.version < c.version) own.save(c, mine.token, mine.until);
     // The server says when its edit window closes; older stored entries fall back to 15 min.
@@ -531,6 +535,18 @@ class ThreadView {
     if (now?.ok) this.thread.upsert((await now.json()).comment);
     else if (now?.status === 404 && comment) this.thread.remove(id, comment.version + 1, null);
     this.render();
+  }
+
+  async report(id, button) {
+    const reason = window.prompt("What is wrong with this comment? The moderators will see it.");
+    if (!reason?.trim()) return;
+    const response = await fetch(api(`api/comments/${id}/report`), {
+      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ reason: reason.trim() }),
+    }).catch(() => null);
+    button.textContent = response?.ok ? "Reported"
+      : response ? await problem(response) : "Could not reach the server";
+    button.disabled = Boolean(response?.ok);
   }
 
   withToken(id, method, body) {
