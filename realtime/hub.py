@@ -197,7 +197,8 @@ class Hub:
         self.per_ip: Counter[str | None] = Counter()
         self.channels: dict[str, set[Subscription]] = {}
         self.repairing: dict[str, bool] = {}
-        self.remote: dict[tuple[str, str], tuple[int, float]] = {}
+        # channel -> node -> (count, when heard): what other nodes last said of their counts
+        self.remote: dict[str, dict[str, tuple[int, float]]] = {}
         self.shown: dict[str, int] = {}
         self.announced: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -273,8 +274,8 @@ class Hub:
     def watching(self, channel: str) -> int:
         """Connections subscribed to a channel on all nodes."""
         now = time.monotonic()
-        remote = sum(count for (node, ch), (count, seen) in self.remote.items()
-                     if ch == channel and now - seen < PRESENCE_TTL)
+        remote = sum(count for count, seen in self.remote.get(channel, {}).values()
+                     if now - seen < PRESENCE_TTL)
         return len(self.channels.get(channel, ())) + remote
 
     # events from the bus ----------------------------------------------------------------
@@ -404,13 +405,18 @@ class Hub:
         now = time.monotonic()
         for channel, count in counts.items():
             if isinstance(count, int):
-                self.remote[(node, channel)] = (count, now)
+                self.remote.setdefault(channel, {})[node] = (count, now)
 
     def push_presence(self) -> None:
         """Tell subscribers of every channel whose total changed; at most once per call."""
         now = time.monotonic()
-        self.remote = {k: v for k, v in self.remote.items()
-                       if now - v[1] < PRESENCE_TTL and v[0] > 0}
+        for channel in list(self.remote):
+            nodes = {node: entry for node, entry in self.remote[channel].items()
+                     if now - entry[1] < PRESENCE_TTL and entry[0] > 0}
+            if nodes:
+                self.remote[channel] = nodes
+            else:
+                del self.remote[channel]
         for channel, subs in self.channels.items():
             total = self.watching(channel)
             if self.shown.get(channel) != total:

@@ -31,7 +31,9 @@ def data_dir() -> Iterator[Path]:
 
 def environment(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_")}
-    return {**env, "REALTIME_DATA_DIR": str(data_dir), "REALTIME_LOG_LEVEL": "warning"}
+    # A strict flood limit must not stop the demo thread: it is the operator's own content.
+    return {**env, "REALTIME_DATA_DIR": str(data_dir), "REALTIME_LOG_LEVEL": "warning",
+            "REALTIME_FLOOD_MIN_INTERVAL_S": "600"}
 
 
 def cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
