@@ -276,7 +276,8 @@ class Store:
             # client_id (which wins over every rule) and the duplicate (judged after the rest).
             found = dict(await conn.fetchrow(
                 "SELECT d.duplicate, e.* FROM (SELECT EXISTS (SELECT 1 FROM comments"
-                "  WHERE post_id = $1 AND created_at > now() - $2::interval AND body = $3"
+                "  WHERE post_id = $1 AND md5(body) = md5($3) AND body = $3"
+                "  AND created_at > now() - $2::interval"
                 "  AND (CASE WHEN $4::text IS NOT NULL THEN author_email = $4"
                 "  ELSE author_email IS NULL AND author_name = $5 END)) AS duplicate) d"
                 f" LEFT JOIN LATERAL (SELECT {COMMENT_COLUMNS} FROM comments c"
