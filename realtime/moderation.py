@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .config import Settings
@@ -47,11 +47,15 @@ class Policy:
 
     def merged(self, changes: dict[str, Any]) -> Policy:
         """This policy with the fields of a (validated) stored or sent object replacing its own."""
-        values: dict[str, Any] = {k: v for k, v in changes.items() if k != "flood"}
+        # Unknown names (a policy saved by a newer version) are ignored, not fatal.
+        known = {f.name for f in fields(self)} - {"flood"}
+        values: dict[str, Any] = {k: v for k, v in changes.items() if k in known}
         for name in ("hold_words", "block_words"):
             if name in values:
                 values[name] = tuple(w.strip().lower() for w in values[name] if w.strip())
-        flood = replace(self.flood, **changes.get("flood", {}))
+        flood_known = {f.name for f in fields(Flood)}
+        flood = replace(self.flood, **{k: v for k, v in changes.get("flood", {}).items()
+                                       if k in flood_known})
         return replace(self, **values, flood=flood)
 
     def public(self) -> dict[str, Any]:

@@ -57,6 +57,13 @@ def test_verdicts() -> None:
     assert moderation.verdict("x", 0, "post", policy, moderation.Author(ban="shadow")) == "spam"
 
 
+def test_stored_policy_with_unknown_fields_still_loads() -> None:
+    """A policy saved by a newer version (extra fields) is read, its extras ignored."""
+    policy = moderation.Policy.defaults(Settings()).merged(
+        {"max_links": 5, "emoji_limit": 3, "flood": {"min_interval_s": 2, "burst": 9}})
+    assert policy.max_links == 5 and policy.flood.min_interval_s == 2
+
+
 def test_author_checks() -> None:
     """Bans refuse; flood limits refuse with the wait in Retry-After."""
     policy = moderation.Policy.defaults(Settings(flood_min_interval_s=10,
