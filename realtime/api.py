@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import auth
+from . import auth, moderation
 from .errors import (
     Forbidden,
     NotFound,
@@ -105,12 +105,17 @@ def slug_of(request: Request) -> str:
     return slug
 
 
-def comment_id_of(request: Request) -> int:
-    """The comment id of the path (404 past the largest id there can be)."""
+def id_of(request: Request, what: str = "comment") -> int:
+    """The id of the path (404 past the largest id there can be)."""
     found: int = request.path_params["id"]
     if found > BIGINT:
-        raise NotFound(f"no comment {found}")
+        raise NotFound(f"no {what} {found}")
     return found
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's IP address, when the transport gives one."""
+    return auth.ip_or_none(request.client.host if request.client else None)
 
 
 def _service(request: Request) -> Service:
@@ -195,10 +200,9 @@ async def read_thread(request: Request) -> Response:
 async def post_comment(request: Request) -> Response:
     slug = slug_of(request)
     new = await read_body(request, NewComment)
-    client = request.client.host if request.client else None
     draft = Draft(body=new.body, author_name=new.author.name, author_email=new.author.email,
                   author_url=new.author.url, parent_id=new.parent_id, client_id=new.client_id,
-                  ip=auth.ip_or_none(client), user_agent=request.headers.get("user-agent"))
+                  ip=client_ip(request), user_agent=request.headers.get("user-agent"))
     created = await _service(request).create_comment(slug, draft)
     shown = created.comment.shown()
     if not created.created:
@@ -216,29 +220,28 @@ async def post_comment(request: Request) -> Response:
 
 
 async def get_comment(request: Request) -> Response:
-    comment = await _service(request).public_comment(comment_id_of(request))
+    comment = await _service(request).public_comment(id_of(request))
     return json_response({"comment": comment.public()})
 
 
 async def report_comment(request: Request) -> Response:
     body = await read_body(request, Report)
-    client = request.client.host if request.client else None
-    reader = auth.ip_or_none(client) or request.headers.get("user-agent", "unknown")
-    await _service(request).report(comment_id_of(request), reader, body.reason)
+    reader = client_ip(request) or request.headers.get("user-agent", "unknown")
+    await _service(request).report(id_of(request), reader, body.reason)
     return json_response({"reported": True}, 202)
 
 
 async def edit_comment(request: Request) -> Response:
     actor = await actor_of(request)
     edit = await read_body(request, CommentEdit)
-    comment = await _service(request).edit_comment(comment_id_of(request), edit.body, actor)
+    comment = await _service(request).edit_comment(id_of(request), edit.body, actor)
     shown = comment.private() if actor.moderator else comment.shown()
     return json_response({"comment": shown})
 
 
 async def delete_comment(request: Request) -> Response:
     actor = await actor_of(request)
-    await _service(request).delete_comment(comment_id_of(request), actor)
+    await _service(request).delete_comment(id_of(request), actor)
     return Response(status_code=204)
 
 
@@ -321,20 +324,17 @@ async def add_ban(request: Request) -> Response:
 
 async def delete_ban(request: Request) -> Response:
     moderator = await require_moderator(request)
-    ban_id: int = request.path_params["id"]
-    if ban_id > BIGINT:
-        raise NotFound(f"no ban {ban_id}")
-    await _service(request).lift_ban(ban_id, moderator)
+    await _service(request).lift_ban(id_of(request, "ban"), moderator)
     return Response(status_code=204)
 
 
 async def moderate(request: Request) -> Response:
     action = request.path_params["action"]
-    if action not in {"approve", "reject", "spam", "delete", "restore"}:
+    if action not in moderation.ACTIONS:
         raise NotFound(f"no action {action!r}")
     moderator = await require_moderator(request)
     body = await read_body(request, ModeratorAction, optional=True)
-    comment = await _service(request).moderate(comment_id_of(request), action, moderator,
+    comment = await _service(request).moderate(id_of(request), action, moderator,
                                                body.version, body.reason)
     return json_response({"comment": comment.private()})
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
+from .moderation import ACTIONS
 from .schemas import (
     CommentEdit,
     Login,
@@ -134,7 +135,7 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
         if "{" + name + "}" in path:
             schema: dict[str, Any] = {"type": "integer"} if name == "id" else {"type": "string"}
             if name == "action":
-                schema = {"enum": ["approve", "reject", "spam", "delete", "restore"]}
+                schema = {"enum": list(ACTIONS)}
             params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return params
 

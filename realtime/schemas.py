@@ -20,7 +20,6 @@ from pydantic import (
 SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 BIGINT = 2**63 - 1
-ACTION = Literal["approve", "reject", "spam", "delete", "restore"]
 
 
 def _http_url(value: str | None) -> str | None:

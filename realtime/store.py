@@ -190,9 +190,9 @@ class Store:
                 post.id, updated.title, updated.url, updated.moderation, updated.open,
                 updated.seq)
             data = orjson.dumps(updated.public())
-            await self._append(conn, updated, updated.seq, "post.updated", data)
-            await self._notify(conn, notify_payload(slug, updated.seq, "post.updated", data,
-                                                    None, None))
+            await self._append(conn, updated, updated.seq, "post.updated", data,
+                               notify_payload(slug, updated.seq, "post.updated", data, None,
+                                              None))
             return updated, False
 
     # reading ----------------------------------------------------------------------------
@@ -507,11 +507,7 @@ class Store:
             payload = notify_payload(post.slug, event_seq, event[0] if event else None, data,
                                      moderation_event(old, new), new)
             if event is not None and data is not None:
-                # The events row and its NOTIFY in one round trip (the post is locked).
-                await conn.execute(
-                    "WITH e AS (INSERT INTO events (post_id, seq, type, data)"
-                    " VALUES ($1, $2, $3, $4)) SELECT pg_notify($5, $6)",
-                    post.id, seq, event[0], data.decode(), NOTIFY_CHANNEL, payload)
+                await self._append(conn, post, seq, event[0], data, payload)
             else:
                 await self._notify(conn, payload)
             if was_public != new.is_public and new.parent_id is not None:
@@ -528,9 +524,13 @@ class Store:
             post.id, seq, count_delta)
         return own_seq
 
-    async def _append(self, conn: Any, post: Post, seq: int, event: str, data: bytes) -> None:
-        await conn.execute("INSERT INTO events (post_id, seq, type, data) VALUES ($1, $2, $3, $4)",
-                           post.id, seq, event, data.decode())
+    async def _append(self, conn: Any, post: Post, seq: int, event: str, data: bytes,
+                      payload: str) -> None:
+        """The events row and its NOTIFY, in one round trip while the post is locked."""
+        await conn.execute(
+            "WITH e AS (INSERT INTO events (post_id, seq, type, data)"
+            " VALUES ($1, $2, $3, $4)) SELECT pg_notify($5, $6)",
+            post.id, seq, event, data.decode(), NOTIFY_CHANNEL, payload)
 
     async def _notify(self, conn: Any, payload: str) -> None:
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
