@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -38,15 +39,16 @@ class Node:
                    "REALTIME_LOG_LEVEL": "warning", **env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args],
-            env=environ,
+            env=environ, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def ready(self) -> None:
         await wait_ready(self.url, self.process, timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """Kill the node and, with --workers, its worker processes (its process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         if self.process.stderr:
             self.process.stderr.close()
