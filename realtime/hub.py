@@ -1,11 +1,12 @@
 """Channels to subscribers: per-connection bounded queues, fan-out, catch-up and presence.
 
-The fan-out never awaits a socket: `deliver` only appends a shared, already-encoded frame to
+The fan-out never awaits a socket: `deliver` only appends a shared, already-encoded message to
 each subscriber's queue. Once per event-loop turn (spaced out under load, so events pile up
-into batches) the hub flushes every queue that got frames, sending what waits as one frame (a
-JSON array when several wait) inline, without waking a task per connection; only a socket whose
-buffer is full leaves the rest to that connection's own writer task. A connection whose queue
-overflows is closed with 4008 and everyone else goes on at full speed.
+into batches) the hub flushes every queue that got messages, writing what waits as one frame
+(a JSON array when several wait) into the socket's transport, each distinct frame encoded once
+for all the sockets that wait for it; no task wakes per connection. A socket whose buffer is
+full keeps its messages queued; one whose queue overflows is closed with 4008 and everyone
+else goes on at full speed.
 
 Per `post:` channel every subscription remembers the last seq it was given, so nothing is
 sent twice and a gap is noticed. A gap, a large event that travelled as a key, and a
@@ -18,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -35,120 +36,96 @@ PRESENCE_TTL = 15.0
 FLUSH_PAUSE_MAX = 0.05
 
 
-class Connection:
-    """One WebSocket's outbound side: a bounded queue and the state of its subscriptions.
+class Socket(Protocol):
+    """What the hub needs of a WebSocket (realtime.uvicorn_ws.FrameSocket is the one)."""
 
-    Frames are sent in order by one of two paths, never both at once. The fast path: the hub
-    flushes every connection that got frames, once per event-loop turn, calling the socket's
-    send coroutine inline; when the socket takes the frame at once (the usual case) no task
-    wakes up at all. The slow path: when that send has to wait (the socket's buffer is full),
-    the connection's writer task finishes it and drains the queue while frames keep piling up,
-    batched into one JSON array per send, until the queue limit closes it with 4008.
+    paused: bool
+    on_resume: Callable[[], None] | None
+
+    def write_frame(self, frame: bytes) -> bool: ...
+
+    def close_now(self, code: int, reason: str) -> None: ...
+
+
+class Connection:
+    """One WebSocket's outbound side: a bounded queue of messages and its subscriptions.
+
+    The hub flushes every connection that got messages once per event-loop turn, writing what
+    waits as one frame (a JSON array when several wait) straight into the socket; no task runs
+    per connection. While the socket's buffer is full it is `paused` and messages wait here;
+    past `limit` the connection is closed with 4008 and everyone else goes on at full speed.
+    The socket's resume schedules the next flush.
     """
+
+    __slots__ = ("ip", "moderator", "limit", "queue", "closing", "subscriptions", "schedule",
+                 "scheduled", "socket")
 
     def __init__(self, ip: str | None, moderator: str | None, limit: int,
                  schedule: Callable[[Connection], None] | None = None) -> None:
         self.ip = ip
         self.moderator = moderator
         self.limit = limit
-        self.queue: deque[str] = deque()
-        self.wakeup = asyncio.Event()
+        self.queue: list[bytes] = []
         self.closing: tuple[int, str] | None = None
         self.subscriptions: dict[str, Subscription] = {}
         self.schedule = schedule
         self.scheduled = False
-        self.sender: Callable[[str], Coroutine[Any, Any, None]] | None = None
-        self.busy = False
-        self.stalled: tuple[Coroutine[Any, Any, None], Any] | None = None
-        self.broken: BaseException | None = None
+        self.socket: Socket | None = None
 
-    def push(self, frame: str) -> None:
-        """Queue a frame; past the limit the connection is marked to close with 4008."""
+    def attach(self, socket: Socket) -> None:
+        """Start writing to `socket`."""
+        self.socket = socket
+        socket.on_resume = self._due
+        self._due()
+
+    def detach(self) -> None:
+        """Stop writing; the socket is gone."""
+        if self.socket is not None:
+            self.socket.on_resume = None
+            self.socket = None
+
+    def _due(self) -> None:
+        if self.socket is not None and self.schedule is not None and not self.scheduled \
+                and (self.queue or self.closing):
+            self.scheduled = True
+            self.schedule(self)
+
+    def push(self, message: bytes) -> None:
+        """Queue a message; past the limit the connection is marked to close with 4008."""
         if self.closing is not None:
             return
         if len(self.queue) >= self.limit:
             self.queue.clear()
             self.close_soon(4008, "slow consumer")
             return
-        self.queue.append(frame)
-        if self.schedule is not None and self.sender is not None and not self.busy:
-            if not self.scheduled:
-                self.scheduled = True
-                self.schedule(self)
-        else:
-            self.wakeup.set()
+        self.queue.append(message)
+        self._due()
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Ask the writer to close the socket after what it is sending now."""
+        """Close the socket after what is queued, at the next flush."""
         if self.closing is None:
             self.closing = (code, reason)
-        self.wakeup.set()
+        self._due()
 
-    def flush(self) -> None:
-        """The fast path: send what waits now, inline; hand over to the writer if it blocks."""
+    def flush(self, frames: dict[tuple[bytes, ...], bytes]) -> None:
+        """Write what waits as one frame, unless the socket is paused; then any close.
+
+        `frames` caches the encoded frames of one flush: most connections of a channel wait
+        for the same messages, so each distinct frame is built once.
+        """
         self.scheduled = False
-        if self.busy or self.sender is None or not self.queue or self.closing is not None:
+        socket = self.socket
+        if socket is None or socket.paused and self.closing is None:
             return
-        frames = list(self.queue)
-        self.queue.clear()
-        sending = self.sender(protocol.batch(frames))
-        try:
-            waiting_on = sending.send(None)
-        except StopIteration:
-            return
-        except BaseException as exc:  # the socket is gone: let the writer task end
-            self.broken = exc
-            self.wakeup.set()
-            return
-        self.busy = True
-        self.stalled = (sending, waiting_on)
-        self.wakeup.set()
-
-    async def write(self, send: Callable[[str], Coroutine[Any, Any, None]],
-                    close: Callable[[int, str], Awaitable[None]]) -> None:
-        """The writer task: finish stalled sends, drain the queue, batching, until closed."""
-        self.sender = send
         if self.queue:
-            self.wakeup.set()
-        try:
-            while True:
-                await self.wakeup.wait()
-                self.wakeup.clear()
-                if self.broken is not None:
-                    raise self.broken
-                if self.stalled is not None:
-                    stalled, self.stalled = self.stalled, None
-                    await _finish(*stalled)
-                while self.queue and self.closing is None:
-                    self.busy = True
-                    frames = list(self.queue)
-                    self.queue.clear()
-                    await send(protocol.batch(frames))
-                self.busy = False
-                if self.closing is not None:
-                    await close(*self.closing)
-                    return
-        finally:
-            self.sender = None
-            if self.stalled is not None:
-                self.stalled[0].close()
-                self.stalled = None
-
-
-async def _finish(sending: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    """Drive a send coroutine that stopped on a future to its end, as its task would."""
-    try:
-        while True:
-            if isinstance(waiting_on, asyncio.Future):
-                await asyncio.wait({waiting_on})
-            else:
-                await asyncio.sleep(0)
-            waiting_on = sending.send(None)
-    except StopIteration:
-        return
-    except BaseException:
-        sending.close()
-        raise
+            messages = tuple(self.queue)
+            self.queue.clear()
+            frame = frames.get(messages)
+            if frame is None:
+                frame = frames[messages] = protocol.text_frame(protocol.batch(list(messages)))
+            socket.write_frame(frame)
+        if self.closing is not None:
+            socket.close_now(*self.closing)
 
 
 class Subscription:
@@ -161,9 +138,9 @@ class Subscription:
         self.channel = channel
         self.last = 0
         # Live frames wait here while the subscription replays from the database.
-        self.held: list[tuple[int, str]] | None = []
+        self.held: list[tuple[int, bytes]] | None = []
 
-    def offer(self, seq: int, frame: str) -> bool:
+    def offer(self, seq: int, frame: bytes) -> bool:
         """Give the subscriber a post event; False when it reveals a gap."""
         if self.held is not None:
             self.held.append((seq, frame))
@@ -236,8 +213,9 @@ class Hub:
         loop = asyncio.get_running_loop()
         started = loop.time()
         dirty, self.dirty = self.dirty, []
+        frames: dict[tuple[bytes, ...], bytes] = {}
         for conn in dirty:
-            conn.flush()
+            conn.flush(frames)
         ended = loop.time()
         self.flush_not_before = ended + min(ended - started, FLUSH_PAUSE_MAX)
 
@@ -245,6 +223,7 @@ class Hub:
         """Forget a connection and all its subscriptions."""
         for channel in list(conn.subscriptions):
             self.unsubscribe(conn, channel)
+        conn.detach()
         if conn in self.connections:
             self.connections.discard(conn)
             self.per_ip[conn.ip] -= 1
@@ -303,7 +282,7 @@ class Hub:
             else:
                 self.spawn(self._fetch_moderation(mod["event"], mod["comment_id"]))
 
-    def deliver(self, channel: str, seq: int, frame: str) -> None:
+    def deliver(self, channel: str, seq: int, frame: bytes) -> None:
         """Hand one encoded post event to every subscriber of its channel."""
         if channel in self.repairing:
             self.repairing[channel] = True

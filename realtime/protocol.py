@@ -1,7 +1,8 @@
 """The WebSocket wire format, pure: parse client frames, build server frames; no sockets.
 
-Every builder returns the frame as text. Event frames are built once per event on a node and
-shared by every subscriber; `batch` joins several waiting frames into one JSON array frame.
+Every builder returns a message as UTF-8 JSON bytes. Event messages are built once per event
+on a node and shared by every subscriber; `batch` joins several waiting messages into one JSON
+array, and `text_frame` wraps it as one WebSocket frame, the same bytes for every socket.
 """
 
 from __future__ import annotations
@@ -105,51 +106,63 @@ def parse(frame: str | bytes) -> ClientOp | ProtocolError:
     return Subscribe(channel, since)
 
 
-def _text(message: dict[str, Any]) -> str:
-    return orjson.dumps(message).decode()
+def _encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
 
 
-def subscribed(channel: str, seq: int | None, replayed: int, watching: int) -> str:
+def subscribed(channel: str, seq: int | None, replayed: int, watching: int) -> bytes:
     """Confirms a subscription."""
     message: dict[str, Any] = {"type": "subscribed", "channel": channel}
     if seq is not None:
         message["seq"] = seq
     message.update(replayed=replayed, watching=watching)
-    return _text(message)
+    return _encode(message)
 
 
-def event(channel: str, seq: int | None, name: str, data: bytes) -> str:
+def event(channel: str, seq: int | None, name: str, data: bytes) -> bytes:
     """An event; `data` is already-encoded JSON, `seq` absent on `moderation`."""
     head = {"type": "event", "channel": channel}
     if seq is not None:
         head["seq"] = seq  # type: ignore[assignment]
     head["event"] = name
-    return _text({**head, "data": orjson.Fragment(data)})
+    return _encode({**head, "data": orjson.Fragment(data)})
 
 
-def reset(channel: str, reason: str) -> str:
+def reset(channel: str, reason: str) -> bytes:
     """Tells the client to reload the thread over HTTP."""
-    return _text({"type": "reset", "channel": channel, "reason": reason})
+    return _encode({"type": "reset", "channel": channel, "reason": reason})
 
 
-def presence(channel: str, watching: int) -> str:
+def presence(channel: str, watching: int) -> bytes:
     """How many connections watch a channel on all nodes."""
-    return _text({"type": "presence", "channel": channel, "watching": watching})
+    return _encode({"type": "presence", "channel": channel, "watching": watching})
 
 
-def pong(ping_id: int | str | None) -> str:
+def pong(ping_id: int | str | None) -> bytes:
     """The answer to a ping."""
-    return _text({"type": "pong", "id": ping_id})
+    return _encode({"type": "pong", "id": ping_id})
 
 
-def error(code: str, message: str, channel: str | None = None) -> str:
+def error(code: str, message: str, channel: str | None = None) -> bytes:
     """A problem with one client frame; the connection stays open."""
     body: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if channel is not None:
         body["channel"] = channel
-    return _text(body)
+    return _encode(body)
 
 
-def batch(frames: list[str]) -> str:
-    """Several frames for one subscriber as a single JSON array frame, in order."""
-    return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
+def batch(messages: list[bytes]) -> bytes:
+    """Several messages for one subscriber as a single JSON array, in order."""
+    return messages[0] if len(messages) == 1 else b"[" + b",".join(messages) + b"]"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """`payload` as one final, unmasked text frame (RFC 6455 5.2), as servers send them."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload

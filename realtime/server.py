@@ -19,13 +19,14 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from .config import Settings
 from .hub import Hub
+from .uvicorn_ws import FrameSocket
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
     """The uvicorn options this server always runs with."""
-    return uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio",
+    return uvicorn.Config(app, host=settings.host, port=settings.port, ws=FrameSocket,
                           ws_per_message_deflate=settings.ws_deflate,
                           ws_ping_interval=settings.ws_ping_interval,
                           ws_ping_timeout=settings.ws_ping_interval, ws_max_size=4096,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import auth, protocol
+from . import auth, protocol, uvicorn_ws
 from .errors import NotFound
 from .hub import Connection, Hub
 from .state import AppState, state_of
@@ -30,6 +28,12 @@ async def endpoint(websocket: WebSocket) -> None:
     """One client connection: many channel subscriptions over one socket."""
     state = state_of(websocket.app)
     hub = state.hub
+    socket = websocket.scope.get("extensions", {}).get(uvicorn_ws.EXTENSION, {}).get("socket")
+    if socket is None:
+        log.error("WebSockets need realtime's uvicorn protocol: run the app with"
+                  " `realtime serve` (or uvicorn --ws realtime.uvicorn_ws:FrameSocket)")
+        await websocket.close(code=1011)
+        return
     if not _origin_ok(websocket, state):
         await websocket.close(code=1008)
         return
@@ -41,19 +45,13 @@ async def endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=4029, reason="too many connections")
         return
     conn = hub.connect(ip, moderator.username if moderator else None)
-
-    async def close(code: int, reason: str) -> None:
-        await websocket.close(code=code, reason=reason)
-
-    writer = asyncio.create_task(conn.write(websocket.send_text, close))
+    conn.attach(socket)
     try:
-        # Reading in this task, not a second one, keeps an idle connection small; a close
-        # sent by the writer or a lost socket both end the read with a disconnect.
+        # The hub writes to the socket directly; this task only reads. A close from the hub
+        # and a lost socket both end the read with a disconnect.
         await _read(websocket, conn, state)
     finally:
         hub.disconnect(conn)
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
 
 
 async def _read(websocket: WebSocket, conn: Connection, state: AppState) -> None:
@@ -122,4 +120,4 @@ async def subscribe(state: AppState, conn: Connection, op: protocol.Subscribe) -
         hub.repair(channel)
 
 
-ROUTES = [WebSocketRoute("/ws", endpoint)]
+PATH = "/ws"

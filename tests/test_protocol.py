@@ -7,6 +7,10 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from realtime import protocol
 
@@ -96,9 +100,20 @@ def test_invalid_ops() -> None:
 @given(st.lists(st.dictionaries(st.text(), st.integers(), max_size=3), min_size=1, max_size=5))
 def test_batch_is_the_frames_in_order(messages: list[dict[str, int]]) -> None:
     """A batch of one is the frame itself; of several, a JSON array of them in order."""
-    frames = [json.dumps(m) for m in messages]
+    frames = [json.dumps(m).encode() for m in messages]
     decoded = json.loads(protocol.batch(frames))
     assert decoded == (messages[0] if len(messages) == 1 else messages)
+
+
+@given(st.text(max_size=200).map(str.encode), st.sampled_from([0, 125, 126, 65535, 65536]))
+def test_text_frame_is_what_a_client_parses(text: bytes, pad: int) -> None:
+    """Each length form of the header reads back, through `websockets`' client, as the payload."""
+    payload = text + b"x" * pad
+    client = ClientProtocol(parse_uri("ws://127.0.0.1/ws"), state=State.OPEN, max_size=None)
+    client.receive_data(protocol.text_frame(payload))
+    [frame] = client.events_received()
+    assert isinstance(frame, Frame) and frame.opcode is Opcode.TEXT and frame.fin
+    assert frame.data == payload
 
 
 def test_server_messages() -> None:

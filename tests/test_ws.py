@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+
+from realtime.state import state_of
 
 from conftest import Live, Running, comment_body, login, wait_for
 
@@ -233,6 +236,38 @@ async def test_slow_consumer_is_cut_off_alone(make_server: Any) -> None:
     assert [e["seq"] for e in received] == list(range(1, count + 1))
     assert await slow.closed_code(timeout=30) == 4008
     await fast.close()
+    await mod.aclose()
+
+
+async def test_a_reader_that_falls_behind_catches_up(make_server: Any) -> None:
+    """While a socket's buffer is full its messages wait in the hub; once the client reads
+    again it gets every event in order, and the connection stays open."""
+    server = await make_server(queue_size=5000)
+    mod = await login(server)
+    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
+    host, port = server.url.removeprefix("http://").split(":")
+    small = socket.socket()
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect((host, int(port)))
+    small.setblocking(False)
+    reader = await Live.connect(server.ws_url, sock=small, max_queue=1, ping_interval=None)
+    await reader.subscribe(CHANNEL, since=0)
+    hub = state_of(server.app).hub
+    posted = 0
+
+    def paused() -> bool:
+        return any(conn.socket is not None and conn.socket.paused and conn.queue
+                   for conn in hub.connections)
+
+    while not paused():
+        assert posted < 3000, "the server's socket never filled up"
+        await post_comments(mod, 25, concurrency=5, size=2000)
+        posted += 25
+    received = await reader.events(posted, timeout=60)
+    assert [e["seq"] for e in received] == list(range(1, posted + 1))
+    await reader.send({"op": "ping", "id": "after"})
+    assert await reader.next_of("pong") == {"type": "pong", "id": "after"}
+    await reader.close()
     await mod.aclose()
 
 
