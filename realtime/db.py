@@ -58,4 +58,14 @@ async def connect(url: str) -> Any:
 
 async def create_pool(url: str, size: int) -> Any:
     """The pool every request borrows from."""
-    return await asyncpg.create_pool(url, min_size=min(2, size), max_size=size)
+    return await asyncpg.create_pool(url, min_size=min(2, size), max_size=size, reset=_release)
+
+
+async def _release(conn: Any) -> None:
+    """Nothing to undo when a connection goes back to the pool.
+
+    asyncpg still rolls back a transaction left open before calling this; its default reset
+    would add `UNLISTEN *`, `RESET ALL` and more: one round trip per request, for state that
+    pool connections here never take (LISTEN runs on its own connection; nothing SETs or
+    takes session locks).
+    """

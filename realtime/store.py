@@ -39,37 +39,54 @@ PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected',
 # true when all are shadow bans. The author's comments of the last 10 minutes are read by
 # address and by e-mail through their indexes, at most as many as the flood limit needs, and
 # none when the limits are off, so a busy address costs no more than a quiet one.
-AUTHOR_FACTS = """
+# Everything a new comment is judged by, read in one round trip once its post is locked: the
+# comment already stored under this client_id (a retry, which wins over every rule), whether
+# it repeats a recent comment of the same author, the moderation policy, and what the author's
+# history says (trust, bans, flood counts bounded by the flood limit). Parameters: $1 post id,
+# $2 duplicate window, $3 body, $4 e-mail, $5 name, $6 client_id, $7 ip, $8/$9 the flood
+# defaults (per 10 minutes, seconds apart), $10 whether the post is pre-moderated.
+ADMISSION = f"""
 WITH policy AS (SELECT value FROM settings WHERE name = 'moderation'),
-     lim AS (SELECT coalesce((SELECT (value #>> '{flood,max_per_10_min}')::int FROM policy), $4)
+     lim AS (SELECT coalesce((SELECT (value #>> '{{flood,max_per_10_min}}')::int FROM policy), $8)
                     AS n,
-                    coalesce((SELECT (value #>> '{flood,min_interval_s}')::int FROM policy), $5)
+                    coalesce((SELECT (value #>> '{{flood,min_interval_s}}')::int FROM policy), $9)
                     AS gap),
      take AS (SELECT CASE WHEN n > 0 THEN n WHEN gap > 0 THEN 1 ELSE 0 END AS rows FROM lim),
      by_ip AS (SELECT created_at FROM comments
-                WHERE $2::inet IS NOT NULL AND ip = $2::inet
+                WHERE $7::inet IS NOT NULL AND ip = $7::inet
                   AND created_at > now() - interval '10 minutes'
                 ORDER BY created_at DESC LIMIT (SELECT rows FROM take)),
      by_email AS (SELECT created_at FROM comments
-                   WHERE $1::text IS NOT NULL AND author_email = $1
+                   WHERE $4::text IS NOT NULL AND author_email = $4
                      AND created_at > now() - interval '10 minutes'
                    ORDER BY created_at DESC LIMIT (SELECT rows FROM take))
-SELECT (SELECT value FROM policy) AS policy,
-       ($6 AND $1::text IS NOT NULL AND EXISTS (
-           SELECT 1 FROM comments WHERE author_email = $1 AND status = 'approved')) AS trusted,
+SELECT EXISTS (SELECT 1 FROM comments
+                WHERE post_id = $1 AND md5(body) = md5($3) AND body = $3
+                  AND created_at > now() - $2::interval
+                  AND (CASE WHEN $4::text IS NOT NULL THEN author_email = $4
+                       ELSE author_email IS NULL AND author_name = $5 END)) AS duplicate,
+       (SELECT value FROM policy) AS policy,
+       ($10 AND $4::text IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comments WHERE author_email = $4 AND status = 'approved')) AS trusted,
        (SELECT bool_and(shadow) FROM bans
          WHERE (expires_at IS NULL OR expires_at > now())
-           AND ((kind = 'ip' AND $2::inet IS NOT NULL AND value = host($2::inet))
-             OR (kind = 'email' AND value = $1)
-             OR (kind = 'name' AND lower(value) = lower($3)))) AS shadow,
+           AND ((kind = 'ip' AND $7::inet IS NOT NULL AND value = host($7::inet))
+             OR (kind = 'email' AND value = $4)
+             OR (kind = 'name' AND lower(value) = lower($5)))) AS shadow,
        extract(epoch FROM now() - greatest((SELECT max(created_at) FROM by_ip),
                                            (SELECT max(created_at) FROM by_email)))::float8
            AS last_age,
        (SELECT count(*) FROM by_ip) AS recent_ip,
        (SELECT count(*) FROM by_email) AS recent_email,
        extract(epoch FROM now() - (SELECT min(created_at) FROM by_ip))::float8 AS oldest_ip,
-       extract(epoch FROM now() - (SELECT min(created_at) FROM by_email))::float8 AS oldest_email
+       extract(epoch FROM now() - (SELECT min(created_at) FROM by_email))::float8 AS oldest_email,
+       retry.*
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (SELECT {COMMENT_COLUMNS} FROM comments c JOIN posts p ON p.id = c.post_id
+                      WHERE c.post_id = $1 AND c.client_id = $6::uuid) AS retry ON true
 """
+AUTHOR_FACTS = ("policy", "trusted", "shadow", "last_age", "recent_ip", "recent_email",
+                "oldest_ip", "oldest_email")
 
 def _post(row: Any) -> Post:
     return Post(**dict(row))
@@ -185,14 +202,14 @@ class Store:
                 return post, False
             updated = replace(updated, seq=post.seq + 1)
             await conn.execute(
-                "UPDATE posts SET title = $2, url = $3, moderation = $4, open = $5, seq = $6,"
+                "UPDATE posts SET title = $2, url = $3, moderation = $4, open = $5,"
                 " updated_at = now() WHERE id = $1",
-                post.id, updated.title, updated.url, updated.moderation, updated.open,
-                updated.seq)
+                post.id, updated.title, updated.url, updated.moderation, updated.open)
             data = orjson.dumps(updated.public())
-            await self._append(conn, updated, updated.seq, "post.updated", data,
-                               notify_payload(slug, updated.seq, "post.updated", data, None,
-                                              None))
+            await self._emit(conn, post.id, updated.seq, 0,
+                             [(updated.seq, "post.updated", data.decode())],
+                             [notify_payload(slug, updated.seq, "post.updated", data, None,
+                                             None)])
             return updated, False
 
     # reading ----------------------------------------------------------------------------
@@ -268,31 +285,20 @@ class Store:
         Everything that depends on the post is decided here, under its lock, in one
         transaction: the retry of a client_id (which wins over every rule), the open thread,
         then `judge` with the locked post and what the database knows about the author (see
-        `AUTHOR_FACTS`), the parent, and the duplicate.
+        `ADMISSION`), the parent, and the duplicate.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             post = await self._lock_post(conn, slug)
-            # One round trip for both checks while the post is locked: the retry under this
-            # client_id (which wins over every rule) and the duplicate (judged after the rest).
             found = dict(await conn.fetchrow(
-                "SELECT d.duplicate, e.* FROM (SELECT EXISTS (SELECT 1 FROM comments"
-                "  WHERE post_id = $1 AND md5(body) = md5($3) AND body = $3"
-                "  AND created_at > now() - $2::interval"
-                "  AND (CASE WHEN $4::text IS NOT NULL THEN author_email = $4"
-                "  ELSE author_email IS NULL AND author_name = $5 END)) AS duplicate) d"
-                f" LEFT JOIN LATERAL (SELECT {COMMENT_COLUMNS} FROM comments c"
-                "  JOIN posts p ON p.id = c.post_id"
-                "  WHERE c.post_id = $1 AND c.client_id = $6::uuid) e ON true",
-                post.id, duplicate_window, draft.body, draft.author_email, draft.author_name,
-                draft.client_id))
+                ADMISSION, post.id, duplicate_window, draft.body, draft.author_email,
+                draft.author_name, draft.client_id, draft.ip, *flood_defaults,
+                post.moderation == "pre"))
             duplicate = found.pop("duplicate")
+            facts = {name: found.pop(name) for name in AUTHOR_FACTS}
             if found["id"] is not None:
                 return Written(Comment(**found), None, changed=False)
             if not post.open:
                 raise ThreadClosed(f"comments on {slug!r} are closed")
-            facts = dict(await conn.fetchrow(
-                AUTHOR_FACTS, draft.author_email, draft.ip, draft.author_name, *flood_defaults,
-                post.moderation == "pre"))
             status = judge(post, facts)
             parent_id, depth = await self._place_reply(conn, post, draft.parent_id, max_depth)
             if duplicate:
@@ -489,6 +495,8 @@ class Store:
         seq = post.seq
         own_seq: int | None = None
         count_delta = 0
+        events: list[tuple[int, str, str]] = []
+        notes: list[str] = []
         chain: list[tuple[Comment | None, Comment]] = [(before, after)]
         while chain:
             old, new = chain.pop()
@@ -502,14 +510,11 @@ class Store:
                 seq += 1
                 event_seq = seq
                 data = orjson.dumps(event[1])
+                events.append((seq, event[0], data.decode()))
                 if new is after:
                     own_seq = seq
-            payload = notify_payload(post.slug, event_seq, event[0] if event else None, data,
-                                     moderation_event(old, new), new)
-            if event is not None and data is not None:
-                await self._append(conn, post, seq, event[0], data, payload)
-            else:
-                await self._notify(conn, payload)
+            notes.append(notify_payload(post.slug, event_seq, event[0] if event else None,
+                                        data, moderation_event(old, new), new))
             if was_public != new.is_public and new.parent_id is not None:
                 parent = await self._fetch_comment(conn, new.parent_id)
                 replies = parent.public_replies + (1 if new.is_public else -1)
@@ -519,19 +524,18 @@ class Store:
                     " WHERE id = $1", parent.id, replies, int(flips))
                 if flips:
                     chain.append((parent, await self._fetch_comment(conn, parent.id)))
-        await conn.execute(
-            "UPDATE posts SET seq = $2, comment_count = comment_count + $3 WHERE id = $1",
-            post.id, seq, count_delta)
+        await self._emit(conn, post.id, seq, count_delta, events, notes)
         return own_seq
 
-    async def _append(self, conn: Any, post: Post, seq: int, event: str, data: bytes,
-                      payload: str) -> None:
-        """The events row and its NOTIFY, in one round trip while the post is locked."""
+    async def _emit(self, conn: Any, post_id: int, seq: int, count_delta: int,
+                    events: list[tuple[int, str, str]], notes: list[str]) -> None:
+        """The post's new seq and count, the events rows (seq, type, data) and the NOTIFYs, in
+        order: one round trip while the post is locked; all of it becomes visible at commit."""
         await conn.execute(
             "WITH e AS (INSERT INTO events (post_id, seq, type, data)"
-            " VALUES ($1, $2, $3, $4)) SELECT pg_notify($5, $6)",
-            post.id, seq, event, data.decode(), NOTIFY_CHANNEL, payload)
-
-    async def _notify(self, conn: Any, payload: str) -> None:
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+            "  SELECT $1, s, t, d FROM unnest($4::bigint[], $5::text[], $6::text[]) AS u(s, t, d)),"
+            " p AS (UPDATE posts SET seq = $2, comment_count = comment_count + $3 WHERE id = $1)"
+            " SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n",
+            post_id, seq, count_delta, [e[0] for e in events], [e[1] for e in events],
+            [e[2] for e in events], NOTIFY_CHANNEL, notes)
 
