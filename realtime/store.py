@@ -93,7 +93,8 @@ def _post(row: Any) -> Post:
 
 
 def _comment(row: Any) -> Comment:
-    return Comment(**dict(row))
+    """A row of COMMENT_COLUMNS, whose order is Comment's field order."""
+    return Comment._make(row)
 
 
 def _ban(row: Any) -> dict[str, Any]:

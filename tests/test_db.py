@@ -7,6 +7,8 @@ import asyncio
 import asyncpg
 
 from realtime import db
+from realtime.models import Comment
+from realtime.store import COMMENT_COLUMNS
 
 from conftest import with_database
 
@@ -55,3 +57,14 @@ async def test_concurrent_migrations_are_safe(database_url: str) -> None:
         assert len(rows) == len(db.migration_files())
     finally:
         await _drop(database_url, "rt_migrate_race")
+
+
+async def test_comment_columns_are_the_comment_fields_in_order(clean_db: str) -> None:
+    """Rows become comments by position (`Comment._make`), so the SELECT list must match."""
+    conn = await asyncpg.connect(clean_db)
+    try:
+        statement = await conn.prepare(
+            f"SELECT {COMMENT_COLUMNS} FROM comments c JOIN posts p ON p.id = c.post_id")
+        assert [a.name for a in statement.get_attributes()] == list(Comment._fields)
+    finally:
+        await conn.close()
