@@ -65,8 +65,8 @@ def test_deliver_reaches_every_live_subscriber_in_order() -> None:
         hub.subscribe(conn, "post:x").go_live(0)
     hub.subscribe(other, "post:y").go_live(0)
     for seq in (1, 2, 2):
-        hub.deliver("post:x", seq, f"x{seq}")
-    assert list(a.queue) == ["x1", "x2"] and list(b.queue) == ["x1", "x2"]
+        hub.deliver("post:x", seq, f"x{seq}".encode())
+    assert list(a.queue) == [b"x1", b"x2"] and list(b.queue) == [b"x1", b"x2"]
     assert not other.queue and hub.delivered == 6
 
 
