@@ -1,9 +1,10 @@
 """The scenario runner behind `realtime bench`: servers, load generators, figures, report.
 
 Every process it starts is a real separate process: the server under test (`python -m realtime
-serve`, or the reference broadcaster) pinned to CPU 0 with `taskset` where there are two CPUs,
-the load generators (bench/subscribers.py, bench/poster.py, bench/bare_insert.py) pinned to
-CPU 1. Only loopback addresses are used; every load loop is bounded in count and in time.
+serve`, or a reference broadcaster) pinned to CPU 0 with `taskset` where there are two CPUs,
+the load generators (bench/subscribers.c built with `cc`, else bench/subscribers.py;
+bench/poster.py, bench/bare_insert.py) pinned to CPU 1. Only loopback addresses are used;
+every load loop is bounded in count and in time.
 """
 
 from __future__ import annotations
@@ -146,13 +147,16 @@ def free_port() -> int:
 class Child:
     """A load-generator process spoken to by JSON lines over its stdin and stdout."""
 
-    def __init__(self, ctx: Context, name: str, module: str, config: dict[str, Any]) -> None:
+    def __init__(self, ctx: Context, name: str, module: str | list[str],
+                 config: dict[str, Any]) -> None:
+        """`module` is a Python module to run with `-m`, or the argv of a program."""
         self.name = name
         self.err = open(ctx.tmp / f"{name}.log", "wb")  # noqa: SIM115
         config_file = ctx.tmp / f"{name}.json"
         config_file.write_text(json.dumps(config))
+        program = module if isinstance(module, list) else [sys.executable, "-m", module]
         self.proc = subprocess.Popen(
-            [*pin(1), sys.executable, "-m", module, f"@{config_file}"],
+            [*pin(1), *program, f"@{config_file}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, cwd=ROOT,
             env=ctx.child_env)
         ctx.children.append(self)
@@ -298,7 +302,7 @@ class Context:
             share = count // procs + (1 if i < count % procs else 0)
             # Each process takes a rotation of the channel list that keeps the global spread.
             mine = channels[i::procs] if len(channels) > 1 else channels
-            children.append(Child(self, f"subs{len(self.children)}", "bench.subscribers",
+            children.append(Child(self, f"subs{len(self.children)}", subscriber_program(self),
                                   {"targets": targets, "channels": mine, "count": share,
                                    "max_seconds": 900, "ping_every": ping_every}))
         ready = failed = 0
@@ -325,6 +329,44 @@ class Context:
             server.stop()
         self.children.clear()
         self.servers.clear()
+
+
+def subscriber_program(ctx: Context) -> list[str]:
+    """The subscriber generator: bench/subscribers.c built once per run into the run's temp
+    directory when there is a C compiler (Python spends 15-20 µs per frame: at tens of
+    thousands of deliveries/s the generator would be the bottleneck), else the Python one."""
+    binary, log = ctx.tmp / "subscribers", ctx.tmp / "subscribers-cc.log"
+    cc = shutil.which("cc")
+    if cc and not log.exists():  # the log marks that the build was tried
+        try:
+            built = subprocess.run([cc, "-O2", "-o", str(binary),
+                                    str(ROOT / "bench" / "subscribers.c")],
+                                   capture_output=True, text=True, timeout=120)
+            failure = (built.stdout + built.stderr) if built.returncode else ""
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            failure = repr(exc)
+        log.write_text(failure or "ok")
+        if failure:
+            binary.unlink(missing_ok=True)
+            ctx.report.notes.append("`cc` could not build bench/subscribers.c, the Python"
+                                    f" subscriber generator ran instead: {failure[-300:]}")
+    if binary.exists():
+        return [str(binary)]
+    return [sys.executable, "-m", "bench.subscribers"]
+
+
+def subscriber_generator(ctx: Context) -> list[str]:
+    """The report header's line on which subscriber generator ran (none when none did)."""
+    if (ctx.tmp / "subscribers").exists():
+        return ["- subscriber load generator: C (`bench/subscribers.c` built with `cc -O2`;"
+                " one epoll loop per process, 5,000 connections per process unless a"
+                " scenario says otherwise)"]
+    if any(ctx.tmp.glob("subs*.json")):
+        why = "`cc` failed, see the notes" if (ctx.tmp / "subscribers-cc.log").exists() \
+            else "no `cc` found"
+        return ["- subscriber load generator: Python (`bench/subscribers.py`, asyncio on"
+                f" uvloop; {why})"]
+    return []
 
 
 # -- database setup (benchmark setup, not product code) ---------------------------------------
@@ -858,6 +900,7 @@ def render(ctx: Context, command: str, started: dt.datetime, took: float) -> str
         "- latency = from the poster's `time.monotonic_ns()` just before it writes the POST"
         " (carried in the comment body) to the subscriber process reading the frame;"
         " each event of a batched array frame counts once",
+        *subscriber_generator(ctx),
         "",
     ]
     if r.targets:
