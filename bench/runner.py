@@ -290,8 +290,10 @@ class Context:
         return Server(self, name, [sys.executable, "-m", "realtime", "serve", "--host",
                                    "127.0.0.1", "--port", str(port)], port, env)
 
-    def reference(self, port: int) -> Server:
-        return Server(self, "reference", [sys.executable, "-m", "bench.reference", str(port)],
+    def reference(self, port: int, kind: str = "websockets") -> Server:
+        """`websockets`: bench/reference.py; `starlette`: bench/reference_starlette.py."""
+        module = "bench.reference" if kind == "websockets" else "bench.reference_starlette"
+        return Server(self, f"reference-{kind}", [sys.executable, "-m", module, str(port)],
                       port, ready_path="")
 
     def subscribers(self, targets: list[tuple[str, int]], channels: list[str], count: int,
@@ -556,15 +558,17 @@ def ladder(ctx: Context, label: str, servers: list[Server], subs: list[Child], p
             "text": text}
 
 
-def fanout_run(ctx: Context, name: str, n: int, reference: bool = False,
+def fanout_run(ctx: Context, name: str, n: int, reference: str = "",
                nodes: int = 1) -> dict[str, Any]:
-    """One ladder: N subscribers on one post, against realtime (1 or 2 nodes) or the reference."""
+    """One ladder: N subscribers on one post, against realtime (1 or 2 nodes) or a reference
+    (`websockets` or `starlette`, see Context.reference)."""
     slug = ctx.slug(f"{name}-{n}")
     create_posts(ctx, [slug])
     servers = []
     for i in range(nodes):
         port = free_port()
-        servers.append(ctx.reference(port) if reference else ctx.realtime(f"{name}{i}", port))
+        servers.append(ctx.reference(port, reference) if reference
+                       else ctx.realtime(f"{name}{i}", port))
     targets = [("127.0.0.1", s.port) for s in servers]
     try:
         subs = ctx.subscribers(targets, [f"post:{slug}"], n, procs=max(1, -(-n // 5000)))
@@ -596,19 +600,28 @@ def scenario_1(ctx: Context, results: dict[str, Any]) -> None:
     ctx.report.section("1. Hot thread fan-out", "\n\n".join(text))
 
 
+REFERENCES = {"websockets": "`websockets.broadcast` reference",
+              "starlette": "bare Starlette endpoint (uvicorn `websockets-sansio`)"}
+
+
 def scenario_7(ctx: Context, results: dict[str, Any]) -> None:
     text = []
     for n in ctx.plan.fanout_subs:
-        result = fanout_run(ctx, "s7", n, reference=True)
-        results[f"s7-{n}"] = result
-        text.append(f"### {n:,} subscribers, `websockets.broadcast` reference\n\n"
-                    f"{result['text']}\n\n{summary_line(result)}.")
-        ours = results.get(f"s1-{n}")
-        if ours and ours["best"] and result["best"]:
-            ratio = ours["best"]["deliveries_s"] / result["best"]["deliveries_s"]
-            text.append(f"realtime / reference, sustained deliveries/s at {n:,} subscribers:"
-                        f" **{ratio:.2f}**; peak: {ours['peak'] / result['peak']:.2f}.")
-    ctx.report.section("7. Reference: a minimal `websockets` broadcaster", "\n\n".join(text))
+        for kind, label in REFERENCES.items():
+            result = fanout_run(ctx, f"s7{kind[0]}", n, reference=kind)
+            results[f"s7{kind[0]}-{n}"] = result
+            text.append(f"### {n:,} subscribers, {label}\n\n"
+                        f"{result['text']}\n\n{summary_line(result)}.")
+            ours = results.get(f"s1-{n}")
+            if ours and ours["best"] and result["best"]:
+                ratio = ours["best"]["deliveries_s"] / result["best"]["deliveries_s"]
+                text.append(f"realtime / {label}, sustained deliveries/s at {n:,} subscribers:"
+                            f" **{ratio:.2f}**; peak: {ours['peak'] / result['peak']:.2f}.")
+    ctx.report.section(
+        "7. References: a minimal `websockets` broadcaster and a bare Starlette endpoint",
+        "The `websockets` one hands each frame to `websockets.broadcast`; the Starlette one"
+        " gives each connection a queue and a task awaiting `send_text` (bench/reference.py,"
+        " bench/reference_starlette.py). Neither touches a database.\n\n" + "\n\n".join(text))
 
 
 def scenario_6(ctx: Context, results: dict[str, Any]) -> None:
@@ -682,9 +695,10 @@ def scenario_3(ctx: Context, results: dict[str, Any]) -> None:
     create_posts(ctx, slugs)
     channels = [f"post:{s}" for s in slugs]
     rows = []
-    for label, reference in (("realtime", False), ("reference (`websockets`)", True)):
+    for label, reference in (("realtime", ""), ("reference (`websockets`)", "websockets"),
+                             ("bare Starlette (uvicorn `websockets-sansio`)", "starlette")):
         port = free_port()
-        server = ctx.reference(port) if reference else ctx.realtime("s3", port)
+        server = ctx.reference(port, reference) if reference else ctx.realtime("s3", port)
         try:
             time.sleep(1.0)
             rss0 = server.rss()
@@ -692,7 +706,7 @@ def scenario_3(ctx: Context, results: dict[str, Any]) -> None:
             time.sleep(2.0)
             rss1 = server.rss()
             per = (rss1 - rss0) / n / 1024
-            results[f"s3-{'ref' if reference else 'rt'}"] = per
+            results[f"s3-{reference or 'rt'}"] = per
             most = ""
             if plan.idle_max and not reference:
                 limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -854,18 +868,23 @@ def targets(ctx: Context, results: dict[str, Any]) -> None:
                      f"p50 {fmt(at20['p50'])} ms, p99 {fmt(at20['p99'])} ms",
                      at20["p50"] <= 10 and at20["p99"] <= 40)
     for n in ctx.plan.fanout_subs:
-        ours, ref = results.get(f"s1-{n}"), results.get(f"s7-{n}")
-        if ours and ref:
-            a = ours["best"]["deliveries_s"] if ours["best"] else 0.0
-            b = ref["best"]["deliveries_s"] if ref["best"] else 0.0
-            r.target(f"deliveries/s from one process, {n:,} subscribers (p99 ≤ 100 ms)",
-                     "≥ raw `websockets` broadcaster, same run",
-                     f"{fmt(a, 0)} vs {fmt(b, 0)} ({a / b if b else 0:.2f}×)",
-                     a >= b if b else None)
+        ours = results.get(f"s1-{n}")
+        for key, goal in (("s7w", "≥ raw `websockets` broadcaster, same run"),
+                          ("s7s", "never below the bare Starlette endpoint, same run")):
+            ref = results.get(f"{key}-{n}")
+            if ours and ref:
+                a = ours["best"]["deliveries_s"] if ours["best"] else 0.0
+                b = ref["best"]["deliveries_s"] if ref["best"] else 0.0
+                r.target(f"deliveries/s from one process, {n:,} subscribers (p99 ≤ 100 ms)",
+                         goal, f"{fmt(a, 0)} vs {fmt(b, 0)} ({a / b if b else 0:.2f}×)",
+                         a >= b if b else None)
     if "s3-rt" in results:
         r.target(f"{ctx.plan.idle_conns:,} idle subscribed connections in one process",
                  "< 20 KiB each", f"{fmt(results['s3-rt'], 1)} KiB"
-                 + (f" (reference {fmt(results['s3-ref'], 1)} KiB)" if "s3-ref" in results else ""),
+                 + "".join(f"; {name}: {fmt(results[key], 1)} KiB"
+                           for key, name in (("s3-websockets", "`websockets`"),
+                                             ("s3-starlette", "bare Starlette"))
+                           if key in results),
                  results["s3-rt"] < 20)
     if "s4" in results:
         s4 = results["s4"]

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_quick_bench_writes_a_report(database_url: str, tmp_path: Path) -> None:
-    """Scenarios 1 (fan-out), 5 (reads) and 7 (reference) at quick sizes give a full report."""
+    """Scenarios 1 (fan-out), 5 (reads) and 7 (references) at quick sizes give a full report."""
     out = tmp_path / "BENCHMARKS.md"
     out.write_text("# Benchmarks\n\nhand-written notes\n\n<!-- results:begin -->\nold\n"
                    "<!-- results:end -->\n\nmore notes\n")
@@ -31,12 +31,12 @@ def test_quick_bench_writes_a_report(database_url: str, tmp_path: Path) -> None:
     assert "\nold\n" not in report
     assert "- command: `realtime bench 1 5 7 --quick --out" in report
     for heading in ("### Targets", "### 1. Hot thread fan-out", "### 5. Reads",
-                    "### 7. Reference: a minimal `websockets` broadcaster"):
+                    "### 7. References: a minimal `websockets` broadcaster and a bare Starlette"):
         assert heading in report
     assert "failed" not in report, report
     # Every fan-out table has a header, a separator and at least one measured step.
     tables = re.findall(r"\| posts/s asked \|.*\n\|(?:---\|)+\n((?:\|.*\|\n)+)", report)
-    assert len(tables) == 2
+    assert len(tables) == 3
     for rows in tables:
         assert all(len(row.split("|")) == 15 for row in rows.strip().splitlines())
     # The bench's posts are gone from the database afterwards.
