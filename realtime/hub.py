@@ -1,12 +1,12 @@
 """Channels to subscribers: per-connection bounded queues, fan-out, catch-up and presence.
 
-The fan-out never awaits a socket: `deliver` only appends a shared, already-encoded message to
-each subscriber's queue. Once per event-loop turn (spaced out under load, so events pile up
-into batches) the hub flushes every queue that got messages, writing what waits as one frame
-(a JSON array when several wait) into the socket's transport, each distinct frame encoded once
-for all the sockets that wait for it; no task wakes per connection. A socket whose buffer is
-full keeps its messages queued; one whose queue overflows is closed with 4008 and everyone
-else goes on at full speed.
+The fan-out never awaits a socket: it writes whole frames into the sockets' transports, each
+frame encoded once for every socket that gets it, and no task wakes per connection. At light
+load `deliver` writes an event at once to every subscriber that has nothing waiting. Under
+load (a flush pause is running) it only appends the message to each subscriber's queue; the
+next flush writes what waits as one frame per connection, a JSON array when several wait, so
+events pile up into batches. A socket whose buffer is full keeps its messages queued; one whose
+queue overflows is closed with 4008 and everyone else goes on at full speed.
 
 Per `post:` channel every subscription remembers the last seq it was given, so nothing is
 sent twice and a gap is noticed. A gap, a large event that travelled as a key, and a
@@ -50,9 +50,9 @@ class Socket(Protocol):
 class Connection:
     """One WebSocket's outbound side: a bounded queue of messages and its subscriptions.
 
-    The hub flushes every connection that got messages once per event-loop turn, writing what
-    waits as one frame (a JSON array when several wait) straight into the socket; no task runs
-    per connection. While the socket's buffer is full it is `paused` and messages wait here;
+    An event goes straight to the socket when nothing waits before it (`write_now`); else the
+    hub's next flush writes what waits as one frame (a JSON array when several wait); no task
+    runs per connection. While the socket's buffer is full it is `paused` and messages wait here;
     past `limit` the connection is closed with 4008 and everyone else goes on at full speed.
     The socket's resume schedules the next flush.
     """
