@@ -620,7 +620,7 @@ def scenario_7(ctx: Context, results: dict[str, Any]) -> None:
     ctx.report.section(
         "7. References: a minimal `websockets` broadcaster and a bare Starlette endpoint",
         "The `websockets` one hands each frame to `websockets.broadcast`; the Starlette one"
-        " gives each connection a queue and a task awaiting `send_text` (bench/reference.py,"
+        " awaits `send_text` on each subscriber in turn (bench/reference.py,"
         " bench/reference_starlette.py). Neither touches a database.\n\n" + "\n\n".join(text))
 
 
