@@ -55,7 +55,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections_per_ip", int, 256, "WebSocket connections one client IP may hold"),
     Setting("queue_size", int, 256, "messages waiting for one slow subscriber before 4008"),
     Setting("ws_ping_interval", float, 20.0, "seconds between protocol pings to each client"),
-    Setting("ws_deflate", bool, False, "per-message deflate on WebSockets (costs memory)"),
     Setting("session_days", int, 14, "days a moderator session lasts"),
     Setting("pool_size", int, 10, "database connections per process"),
     Setting("log_level", str, "info", "debug, info, warning or error"),
@@ -96,7 +95,6 @@ class Settings:
     max_connections_per_ip: int = 256
     queue_size: int = 256
     ws_ping_interval: float = 20.0
-    ws_deflate: bool = False
     session_days: int = 14
     pool_size: int = 10
     log_level: str = "info"

@@ -35,9 +35,9 @@ def test_every_setting_is_a_serve_flag() -> None:
 
 def test_environment_parsing() -> None:
     """Variables are parsed to their types; overrides win; bad values name the variable."""
-    settings = Settings.from_env({"REALTIME_PORT": "9000", "REALTIME_WS_DEFLATE": "yes",
+    settings = Settings.from_env({"REALTIME_PORT": "9000", "REALTIME_TRUSTED_AUTHORS": "no",
                                   "REALTIME_DATA_DIR": "/tmp/x"}, host="::1")
-    assert settings.port == 9000 and settings.ws_deflate is True
+    assert settings.port == 9000 and settings.trusted_authors is False
     assert settings.data_dir == Path("/tmp/x") and settings.host == "::1"
     with pytest.raises(ValueError, match="REALTIME_PORT"):
         Settings.from_env({"REALTIME_PORT": "eighty"})
