@@ -915,7 +915,8 @@ def render(ctx: Context, command: str, started: dt.datetime, took: float) -> str
         f"- database: {'REALTIME_DATABASE_URL' if os.environ.get('REALTIME_DATABASE_URL') else 'embedded PostgreSQL'}"  # noqa: E501
         f" (the server's pool: 10 connections); server under test pinned to CPU 0"
         f" {'with taskset' if pin(0) else '(not pinned: no taskset or one CPU)'}, load"
-        " generators on CPU 1; uvicorn `websockets-sansio`, per-message deflate off",
+        " generators on CPU 1; uvicorn with realtime's subclass of its `websockets-sansio`"
+        " protocol, per-message deflate off",
         "- latency = from the poster's `time.monotonic_ns()` just before it writes the POST"
         " (carried in the comment body) to the subscriber process reading the frame;"
         " each event of a batched array frame counts once",
