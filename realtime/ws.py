@@ -31,7 +31,7 @@ async def endpoint(websocket: WebSocket) -> None:
     socket = websocket.scope.get("extensions", {}).get(uvicorn_ws.EXTENSION, {}).get("socket")
     if socket is None:
         log.error("WebSockets need realtime's uvicorn protocol: run the app with"
-                  " `realtime serve` (or uvicorn --ws realtime.uvicorn_ws:FrameSocket)")
+                  " `realtime serve`, or give uvicorn.Config ws=realtime.uvicorn_ws.FrameSocket")
         await websocket.close(code=1011)
         return
     if not _origin_ok(websocket, state):
