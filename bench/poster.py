@@ -80,31 +80,29 @@ class Poster:
 
     async def _post(self, client: HTTPClient, slug: str, seq: int, stats: dict[str, Any]) -> None:
         body, _ = comment_body(seq, self.config.get("pad", 40))
-        started = time.monotonic_ns()
-        try:
-            status, _ = await client.request("POST", f"/api/posts/{slug}/comments", body)
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            stats["status"][type(exc).__name__] += 1
-            return
-        finally:
-            self.idle.put_nowait(client)
-        stats["status"][str(status)] += 1
-        stats["http_ms"].append((time.monotonic_ns() - started) / 1e6)
+        status = await self._timed(client, "POST", f"/api/posts/{slug}/comments", body,
+                                   stats["status"], stats["http_ms"])
         if status == 201:
             stats["ok"] += 1
             stats["per_slug"][slug] += 1
 
     async def _read(self, client: HTTPClient, path: str, stats: dict[str, Any]) -> None:
+        await self._timed(client, "GET", path, None, stats["read_status"], stats["read_ms"])
+
+    async def _timed(self, client: HTTPClient, method: str, path: str, body: bytes | None,
+                     statuses: Counter[str], times_ms: list[float]) -> int | None:
+        """One request on a borrowed client: its status (or error) counted, its time kept."""
         started = time.monotonic_ns()
         try:
-            status, _ = await client.request("GET", path)
+            status, _ = await client.request(method, path, body)
         except (OSError, asyncio.IncompleteReadError) as exc:
-            stats["read_status"][type(exc).__name__] += 1
-            return
+            statuses[type(exc).__name__] += 1
+            return None
         finally:
             self.idle.put_nowait(client)
-        stats["read_status"][str(status)] += 1
-        stats["read_ms"].append((time.monotonic_ns() - started) / 1e6)
+        statuses[str(status)] += 1
+        times_ms.append((time.monotonic_ns() - started) / 1e6)
+        return status
 
     def _stats(self) -> dict[str, Any]:
         return {"ok": 0, "sent": 0, "status": Counter(), "per_slug": Counter(), "http_ms": [],

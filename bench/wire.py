@@ -47,11 +47,7 @@ class Samples:
     """What one load-generator process measured: (send time, latency) pairs and counters."""
 
     def __init__(self) -> None:
-        self.sent = array("q")
-        self.lat_us = array("q")
-        self.events = 0
-        self.frames = 0
-        self.bytes = 0
+        self.clear()
 
     def clear(self) -> None:
         self.sent = array("q")

@@ -39,8 +39,10 @@ FLUSH_PAUSE_MAX = 0.05
 class Socket(Protocol):
     """What the hub needs of a WebSocket (realtime.uvicorn_ws.FrameSocket is the one)."""
 
-    paused: bool
     on_resume: Callable[[], None] | None
+
+    @property
+    def paused(self) -> bool: ...
 
     def write_frame(self, frame: bytes) -> bool: ...
 

@@ -42,11 +42,6 @@ def render_markdown(body: str) -> str:
                      link_rel=LINK_REL).strip()
 
 
-def count_links(body: str) -> int:
-    """Links a body renders to, for the link limit."""
-    return render_markdown(body).count("<a ")
-
-
 def avatar_hash(email: str | None, name: str) -> str:
     """A short, stable hash for an identicon: from the e-mail, else the name."""
     source = (email or name).strip().lower()

@@ -25,18 +25,19 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
-    """The uvicorn options this server always runs with.
+    """The uvicorn options this server runs with; `extra` adds or overrides some.
 
     Per-message deflate stays off: the hub writes one uncompressed frame for every socket,
     where compression would take a zlib context per connection (about 50 KiB) and one
     encoding per socket.
     """
-    return uvicorn.Config(app, host=settings.host, port=settings.port, ws=FrameSocket,
-                          ws_per_message_deflate=False,
-                          ws_ping_interval=settings.ws_ping_interval,
-                          ws_ping_timeout=settings.ws_ping_interval, ws_max_size=4096,
-                          log_level=settings.log_level, server_header=False,
-                          timeout_graceful_shutdown=5, **extra)
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "ws": FrameSocket,
+        "ws_per_message_deflate": False, "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_interval, "ws_max_size": 4096,
+        "log_level": settings.log_level, "server_header": False,
+        "timeout_graceful_shutdown": 5}
+    return uvicorn.Config(app, **{**options, **extra})
 
 
 def run(settings: Settings) -> None:

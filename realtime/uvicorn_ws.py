@@ -30,67 +30,76 @@ from websockets.http11 import Request
 EXTENSION = "realtime.socket"
 
 
-class _Inbox:
-    """The part of `asyncio.Queue` uvicorn uses, for its single reader (the ASGI receive)."""
+class _OneWaiter:
+    """Wakes the single coroutine that waits on it: what is left of asyncio's waiter deque."""
 
-    __slots__ = ("items", "waiter")
+    __slots__ = ("waiter",)
 
     def __init__(self) -> None:
-        self.items: list[Any] = []
         self.waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def _sleep(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+
+class _Inbox(_OneWaiter):
+    """The part of `asyncio.Queue` uvicorn uses, for its single reader (the ASGI receive)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[Any] = []
 
     def put_nowait(self, item: Any) -> None:
         self.items.append(item)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        self._wake()
 
     def empty(self) -> bool:
         return not self.items
 
     async def get(self) -> Any:
         while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+            await self._sleep()
         return self.items.pop(0)
 
 
-class _Flag:
+class _Flag(_OneWaiter):
     """The part of `asyncio.Event` uvicorn uses for `writable`, for one waiting sender."""
 
-    __slots__ = ("value", "waiter")
+    __slots__ = ("value",)
 
     def __init__(self) -> None:
+        super().__init__()
         self.value = True
-        self.waiter: asyncio.Future[None] | None = None
 
     def is_set(self) -> bool:
         return self.value
 
     def set(self) -> None:
         self.value = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        self._wake()
 
     def clear(self) -> None:
         self.value = False
 
     async def wait(self) -> None:
         while not self.value:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+            await self._sleep()
 
 
 class FrameSocket(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol with a way to write whole frames directly."""
 
     on_resume: Callable[[], None] | None = None
-    paused = False
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -109,13 +118,13 @@ class FrameSocket(WebSocketsSansIOProtocol):
         if self.handshake_complete and hasattr(self, "response"):
             del self.request, self.response
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.paused = True
+    @property
+    def paused(self) -> bool:
+        """The transport's buffer is over its high-water mark (uvicorn's `writable` is clear)."""
+        return not self.writable.is_set()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self.paused = False
         if self.on_resume is not None:
             self.on_resume()
 

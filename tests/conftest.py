@@ -146,8 +146,12 @@ class Running:
         await asyncio.wait_for(self.task, 15)
 
 
-async def start_server(database_url: str, **overrides: Any) -> Running:
-    """Start the app on a free loopback port and wait until it serves."""
+async def start_server(database_url: str, uvicorn_options: dict[str, Any] | None = None,
+                       **overrides: Any) -> Running:
+    """Start the app on a free loopback port and wait until it serves.
+
+    `overrides` are settings; `uvicorn_options` change how uvicorn runs it.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -155,7 +159,8 @@ async def start_server(database_url: str, **overrides: Any) -> Running:
     settings = Settings(database_url=database_url, host="127.0.0.1", port=port,
                         data_dir=Path("unused"), **overrides)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings.replace(log_level="warning")))
+    server = uvicorn.Server(uvicorn_config(app, settings.replace(log_level="warning"),
+                                           **(uvicorn_options or {})))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_for(lambda: server.started or task.done(), what="uvicorn to start")
     if task.done():

@@ -180,12 +180,18 @@ async def test_graceful_shutdown_says_going_away(nodes: Any, server: Running) ->
     assert await asyncio.to_thread(node.process.wait, 15) == 0
 
 
-async def test_listener_loss_is_repaired(server: Running, mod: httpx.AsyncClient,
-                                         clean_db: str) -> None:
-    """Kill the LISTEN connection while posts go on: subscribers still get every event."""
+async def watch_new_thread(server: Running, mod: httpx.AsyncClient) -> Live:
+    """Create the thread and return a client subscribed to it from the start."""
     await mod.put("/api/posts/hello-world", json={"title": "Hello"})
     live = await Live.connect(server.ws_url)
     await live.subscribe(CHANNEL, since=0)
+    return live
+
+
+async def test_listener_loss_is_repaired(server: Running, mod: httpx.AsyncClient,
+                                         clean_db: str) -> None:
+    """Kill the LISTEN connection while posts go on: subscribers still get every event."""
+    live = await watch_new_thread(server, mod)
     bus = server.app.state.realtime.bus
     admin = await asyncpg.connect(clean_db)
     writes = asyncio.create_task(post_to([server.url], 150))
@@ -202,9 +208,7 @@ async def test_listener_loss_is_repaired(server: Running, mod: httpx.AsyncClient
 async def test_readyz_reports_a_lost_listener(server: Running, mod: httpx.AsyncClient,
                                               clean_db: str) -> None:
     """While the listener cannot reconnect /readyz is 503; afterwards missed events arrive."""
-    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
-    live = await Live.connect(server.ws_url)
-    await live.subscribe(CHANNEL, since=0)
+    live = await watch_new_thread(server, mod)
     bus = server.app.state.realtime.bus
     name = await server.store.pool.fetchval("SELECT current_database()")
     admin = await asyncpg.connect(with_database(clean_db, "postgres"))

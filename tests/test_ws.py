@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
-from realtime.app import create_app
-from realtime.config import Settings
 from realtime.state import state_of
 
 from conftest import Live, Running, comment_body, login, wait_for
@@ -383,22 +379,10 @@ async def test_unsubscribe_stops_events(server: Running, client: httpx.AsyncClie
 
 
 async def test_without_realtimes_protocol_the_handshake_is_refused(
-        clean_db: str, caplog: pytest.LogCaptureFixture) -> None:
+        make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Run by a uvicorn with its stock WebSocket protocol, /ws refuses and says what to run."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings = Settings(database_url=clean_db, host="127.0.0.1", port=port,
-                        data_dir=Path("unused"))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), ws="websockets-sansio",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_for(lambda: server.started or task.done(), what="uvicorn to start")
-    try:
-        with pytest.raises(websockets.InvalidStatus) as refused:
-            await websockets.connect(f"ws://127.0.0.1:{port}/ws")
-        assert refused.value.response.status_code == 403
-        assert "realtime serve" in caplog.text
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
+    server = await make_server(uvicorn_options={"ws": "websockets-sansio"})
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(server.ws_url)
+    assert refused.value.response.status_code == 403
+    assert "realtime serve" in caplog.text
