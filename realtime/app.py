@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -124,6 +125,14 @@ class RealtimeApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
+def static_dir() -> Path:
+    """The browser client: realtime/static inside an installed wheel, else static/ beside the
+    package in a source checkout (an editable install maps no data directories)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "static"
+    return installed if installed.is_dir() else package.parent / "static"
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     """The ASGI app for these settings; the lifespan connects, migrates and cleans up."""
 
@@ -191,7 +200,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *pages.ROUTES,
-        Mount("/static", StaticFiles(packages=[("realtime", "static")]), name="static"),
+        Mount("/static", StaticFiles(directory=static_dir()), name="static"),
     ]
     handlers: dict[Any, Any] = {RealtimeError: on_realtime_error, HTTPException: on_http_error,
                                 Exception: on_unexpected}

@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic",
                  "--no-first-run"]
-STATIC = Path(__file__).resolve().parent.parent / "realtime" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 SLUG = "hello-world"
 LIVE = 10_000  # ms: a live change crosses PostgreSQL NOTIFY, the hub and the socket
 
