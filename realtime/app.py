@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 from . import api, db, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
-from .errors import NotFound, RealtimeError, Unavailable
+from .errors import RealtimeError, Unavailable
 from .hub import Hub
 from .server import goodbye_on_signals
 from .service import Service
@@ -83,7 +83,7 @@ async def readyz(request: Request) -> Response:
     if not state_of(request.app).bus.up.is_set():
         return problem_response(Unavailable("the database listener is down", retry_after=2))
     try:
-        await state_of(request.app).service.store.ping()
+        await state_of(request.app).service.ping()
     except DATABASE_DOWN:
         return problem_response(Unavailable("the database is unavailable", retry_after=5))
     return api.json_response({"status": "ready"})
@@ -148,16 +148,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             own_pool = await db.create_pool(settings.database_url, settings.pool_size)
         the_store = store or Store(own_pool)
 
-        async def private(comment_id: int) -> dict[str, Any] | None:
-            try:
-                return (await the_store.get_comment(comment_id)).private()
-            except NotFound:
-                return None
-
         node = uuid.uuid4().hex[:12]
+        service = Service(the_store, settings)
         hub = Hub(node_id=node, queue_size=settings.queue_size,
-                  replay_limit=settings.replay_limit, fetch_events=the_store.events_after,
-                  fetch_private=private)
+                  replay_limit=settings.replay_limit, fetch_events=service.events_after,
+                  fetch_private=service.private_comment)
         bus = Bus(settings.database_url, on_event=hub.notify, on_presence=hub.remote_presence,
                   on_reconnect=hub.resync)
         await bus.start()
@@ -172,9 +167,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             await bus.announce(node, hub.local_counts())
 
         async def prune() -> None:
-            await the_store.prune_events(timedelta(days=settings.retention_days))
+            await service.prune(timedelta(days=settings.retention_days))
 
-        app.state.realtime = AppState(settings=settings, service=Service(the_store, settings),
+        app.state.realtime = AppState(settings=settings, service=service,
                                       hub=hub, bus=bus, pool=own_pool,
                                       metrics=metrics.registry_for(hub, bus))
         loops = [asyncio.create_task(_every(1.0, presence)),

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from .store import NOTIFY_CHANNEL, NOTIFY_LIMIT
+from .events import NOTIFY_CHANNEL, NOTIFY_LIMIT
 
 log = logging.getLogger(__name__)
 

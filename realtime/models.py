@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 VISIBLE = "approved"
 REMOVED = frozenset({"deleted", "rejected", "spam"})
 
@@ -67,6 +69,7 @@ class Comment(NamedTuple):
     edited_at: datetime | None
     public_replies: int
     report_count: int = 0
+    reasons: str = "[]"
 
     @property
     def is_public(self) -> bool:
@@ -92,6 +95,18 @@ class Comment(NamedTuple):
                 "created_at": iso(self.created_at), "edited_at": iso(self.edited_at),
                 "version": self.version, "client_id": self.client_id}
 
+    def for_author(self) -> dict[str, Any]:
+        """What the comment's author is told, on posting, on a retry and after an edit.
+
+        A blocked word must not be confirmed (the author sees `pending`), and a shadow ban
+        must not show at all (the author sees `approved`).
+        """
+        data = self.shown()
+        if self.status == "spam":
+            shadow = any(r.get("rule") == "shadow_ban" for r in orjson.loads(self.reasons))
+            data["status"] = "approved" if shadow else "pending"
+        return data
+
     def private(self) -> dict[str, Any]:
         """Everything, for moderators."""
         data = self.shown()
@@ -100,6 +115,7 @@ class Comment(NamedTuple):
         data["user_agent"] = self.user_agent
         data["depth"] = self.depth
         data["reports"] = self.report_count
+        data["reasons"] = orjson.loads(self.reasons)
         return data
 
 
@@ -119,6 +135,21 @@ class Event:
     seq: int
     type: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the moderation policy decided for a new comment, and why.
+
+    `reasons` name each rule that held or blocked it (`{"rule": "hold_word", "word": "casino"}`,
+    `{"rule": "links", "count": 5, "limit": 2}`, ...); only moderators ever see them.
+    `edit_window_s` is the edit window the policy that judged it gives its author.
+    """
+
+    status: str
+    reasons: tuple[dict[str, Any], ...] = ()
+    shadow: bool = False
+    edit_window_s: int = 0
 
 
 @dataclass(frozen=True)

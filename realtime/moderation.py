@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import Banned, RateLimited
+from .models import Verdict
 
 ACTIONS = {"approve": "approved", "reject": "rejected", "spam": "spam", "delete": "deleted",
            "restore": "approved"}
@@ -81,9 +82,10 @@ def _words(raw: str) -> tuple[str, ...]:
     return tuple(w.strip().lower() for w in raw.split(",") if w.strip())
 
 
-def _mentions(body: str, words: tuple[str, ...]) -> bool:
+def _mentioned(body: str, words: tuple[str, ...]) -> list[str]:
+    """The words of the list that the body holds as whole words, in any case."""
     text = body.lower()
-    return any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) for word in words)
+    return [word for word in words if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)]
 
 
 def check_author(policy: Policy, author: Author) -> None:
@@ -103,17 +105,22 @@ def check_author(policy: Policy, author: Author) -> None:
 
 
 def verdict(body: str, links: int, thread_moderation: str, policy: Policy,
-            author: Author) -> str:
-    """The status a new comment is stored with: approved, pending or spam."""
-    if author.ban == "shadow" or _mentions(body, policy.block_words):
-        return "spam"
-    if _mentions(body, policy.hold_words):
-        return "pending"
+            author: Author) -> Verdict:
+    """The status a new comment is stored with (approved, pending or spam) and every rule
+    that decided it."""
+    reasons: list[dict[str, Any]] = []
+    if author.ban == "shadow":
+        reasons.append({"rule": "shadow_ban"})
+    reasons += [{"rule": "block_word", "word": w} for w in _mentioned(body, policy.block_words)]
+    spam = bool(reasons)
+    reasons += [{"rule": "hold_word", "word": w} for w in _mentioned(body, policy.hold_words)]
     if policy.max_links >= 0 and links > policy.max_links:
-        return "pending"
+        reasons.append({"rule": "links", "count": links, "limit": policy.max_links})
     if thread_moderation == "pre" and not (policy.trusted_authors and author.trusted):
-        return "pending"
-    return "approved"
+        reasons.append({"rule": "pre_moderation"})
+    status = "spam" if spam else "pending" if reasons else "approved"
+    return Verdict(status, tuple(reasons), shadow=author.ban == "shadow",
+                   edit_window_s=policy.edit_window_s)
 
 
 def action_status(action: str, current: str) -> str:

@@ -30,7 +30,7 @@ PAGE = """<!doctype html>
 
 
 async def index(request: Request) -> HTMLResponse:
-    posts, _ = await state_of(request.app).service.store.list_posts(100, None)
+    posts, _ = await state_of(request.app).service.list_posts(100, None)
     items = "\n".join(
         f'<li><a href="/p/{escape(p.slug)}">{escape(p.title)}</a>'
         f' <span class="rt-count">{p.comment_count} comments</span></li>' for p in posts)
@@ -45,7 +45,7 @@ async def post_page(request: Request) -> HTMLResponse:
     slug = request.path_params["slug"]
     if not SLUG.match(slug):
         raise NotFound(f"no post {slug!r}")
-    post = await state_of(request.app).service.store.get_post(slug)
+    post = await state_of(request.app).service.get_post(slug)
     link = (f'<p class="rt-source"><a href="{escape(post.url)}" rel="nofollow noopener">'
             f"{escape(post.url)}</a></p>" if post.url else "")
     content = (f"<article><h1>{escape(post.title)}</h1>{link}</article>\n"

@@ -13,7 +13,7 @@ import orjson
 from . import auth, moderation, render
 from .config import Settings
 from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from .models import Comment, Draft, Moderator, Post
+from .models import Comment, Draft, Event, Moderator, Post, Verdict, iso
 from .store import Store
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
@@ -28,7 +28,15 @@ class Created:
     edit_token: str | None
     created: bool
     edit_window_s: int = 0
-    shadow: bool = False
+
+    def answer(self) -> dict[str, Any]:
+        """What the poster is told: the first answer, or the same comment again for a retry."""
+        shown = self.comment.for_author()
+        if not self.created:
+            return {"comment": shown}
+        until = self.comment.created_at + timedelta(seconds=self.edit_window_s)
+        return {"comment": shown, "edit_token": self.edit_token, "edit_until": iso(until),
+                "seq": self.seq}
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,8 @@ class Service:
         """
         html = render.render_markdown(draft.body)
         links = html.count("<a ")
-        judged: list[tuple[moderation.Policy, moderation.Author]] = []
 
-        def judge(post: Post, facts: dict[str, Any]) -> str:
+        def judge(post: Post, facts: dict[str, Any]) -> Verdict:
             policy = self._policy(facts["policy"])
             ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
             # Both counts are capped at the limit; the source at the cap that waits longest
@@ -71,7 +78,6 @@ class Service:
                                        oldest_recent_age_s=min(ages) if ages else None)
             if check_author:
                 moderation.check_author(policy, author)
-            judged.append((policy, author))
             return moderation.verdict(draft.body, links, post.moderation, policy, author)
 
         token = auth.new_token()
@@ -81,11 +87,10 @@ class Service:
                             self.settings.flood_min_interval_s),
             avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
-        if not written.changed:
+        if written.verdict is None:
             return Created(written.comment, None, None, created=False)
-        policy, author = judged[-1]
         return Created(written.comment, written.seq, token, created=True,
-                       edit_window_s=policy.edit_window_s, shadow=author.ban == "shadow")
+                       edit_window_s=written.verdict.edit_window_s)
 
     async def policy(self) -> moderation.Policy:
         """The moderation policy in force: the stored one, else the REALTIME_* defaults."""
@@ -132,10 +137,53 @@ class Service:
         base = moderation.Policy.defaults(self.settings)
         return base if stored is None else base.merged(orjson.loads(stored))
 
+    # reads ------------------------------------------------------------------------------
+
+    async def list_posts(self, limit: int, after: int | None) -> tuple[list[Post], int | None]:
+        """Posts, newest first, and the cursor of the next page."""
+        return await self.store.list_posts(limit, after)
+
+    async def get_post(self, slug: str) -> Post:
+        """One post, or NotFound."""
+        return await self.store.get_post(slug)
+
     async def read_thread(self, slug: str, after: int | None,
                           limit: int) -> tuple[Post, list[Comment], int | None]:
         """A page of the visible thread and the seq to subscribe from."""
         return await self.store.read_thread(slug, after, limit)
+
+    async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
+        """A post's public events after `since`, or None when some were pruned."""
+        return await self.store.events_after(slug, since, limit)
+
+    async def private_comment(self, comment_id: int) -> dict[str, Any] | None:
+        """A comment in the moderator view, or None when it is gone."""
+        try:
+            return (await self.store.get_comment(comment_id)).private()
+        except NotFound:
+            return None
+
+    async def queue(self, status: str | None, after: int | None,
+                    limit: int) -> tuple[list[Comment], int | None]:
+        """Comments of one status (None: all) over every post, oldest first."""
+        return await self.store.queue(status, after, limit)
+
+    async def audit_log(self, after: int | None,
+                        limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """Moderator actions, newest first."""
+        return await self.store.audit_log(after, limit)
+
+    async def list_bans(self) -> list[dict[str, Any]]:
+        """Every ban, newest first."""
+        return await self.store.list_bans()
+
+    async def prune(self, older_than: timedelta) -> None:
+        """Forget what the retention settings let go: events past their window."""
+        await self.store.prune_events(older_than)
+
+    async def ping(self) -> None:
+        """Raise when the database cannot answer."""
+        await self.store.ping()
 
     async def public_comment(self, comment_id: int) -> Comment:
         """A comment anyone may see, or NotFound."""
@@ -154,8 +202,9 @@ class Service:
             raise NotFound(f"no comment {comment_id}")
         await self.store.report(comment_id, hashlib.sha256(reader.encode()).digest(), reason)
 
-    async def edit_comment(self, comment_id: int, body: str, actor: Actor) -> Comment:
-        """Replace a comment's body, as its author within the edit window or as a moderator."""
+    async def edit_comment(self, comment_id: int, body: str, actor: Actor) -> dict[str, Any]:
+        """Replace a comment's body, as its author within the edit window or as a moderator;
+        the answer is the comment as that actor may see it."""
         await self._authorize(comment_id, actor)
         html = render.render_markdown(body)
 
@@ -169,7 +218,8 @@ class Service:
         written = await self.store.change_comment(comment_id, change)
         if actor.moderator is not None:
             await self.store.audit(actor.moderator, "edit", written.comment, None)
-        return written.comment
+            return written.comment.private()
+        return written.comment.for_author()
 
     async def delete_comment(self, comment_id: int, actor: Actor) -> None:
         """Remove a comment from public view; a tombstone stays while it has replies."""
@@ -210,6 +260,14 @@ class Service:
         expires = datetime.now(UTC) + timedelta(days=self.settings.session_days)
         await self.store.create_session(moderator, token, expires)
         return moderator, token
+
+    async def session_moderator(self, token: str) -> Moderator | None:
+        """The moderator a live session token belongs to."""
+        return await self.store.session_moderator(token)
+
+    async def logout(self, token: str) -> None:
+        """End a session."""
+        await self.store.delete_session(token)
 
     async def create_moderator(self, username: str, password: str) -> Moderator:
         """Add a moderator (or reset the password of one)."""

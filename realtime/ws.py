@@ -38,7 +38,7 @@ async def endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     token = websocket.cookies.get(auth.SESSION_COOKIE)
-    moderator = await state.service.store.session_moderator(token) if token else None
+    moderator = await state.service.session_moderator(token) if token else None
     ip = websocket.client.host if websocket.client else None
     await websocket.accept()
     if hub.per_ip[ip] >= state.settings.max_connections_per_ip:
@@ -98,13 +98,13 @@ async def subscribe(state: AppState, conn: Connection, op: protocol.Subscribe) -
         return
     sub = hub.subscribe(conn, channel)
     try:
-        post = await state.service.store.get_post(slug)
+        post = await state.service.get_post(slug)
     except NotFound:
         hub.unsubscribe(conn, channel)
         conn.push(protocol.error("not_found", f"no post {slug!r}", channel))
         return
     since = post.seq if op.since is None else op.since
-    events = [] if since >= post.seq else await state.service.store.events_after(
+    events = [] if since >= post.seq else await state.service.events_after(
         slug, since, state.settings.replay_limit + 1)
     if since > post.seq or events is None or len(events) > state.settings.replay_limit:
         hub.unsubscribe(conn, channel)

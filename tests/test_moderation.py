@@ -158,3 +158,22 @@ async def test_shadow_ban_hides_from_everyone_else(server: Running, mod: httpx.A
     assert event["data"]["id"] == visible.json()["comment"]["id"] and event["seq"] == 1
     assert [c["author"]["name"] for c in (await client.get(URL)).json()["comments"]] == ["Vic"]
     await live.close()
+
+
+async def test_retry_answers_like_the_first_answer(mod: httpx.AsyncClient,
+                                                   client: httpx.AsyncClient,
+                                                   post: dict[str, Any]) -> None:
+    """A retry of a shadow-banned or blocked comment shows the same status as the first answer."""
+    await mod.post("/api/moderation/bans",
+                   json={"kind": "email", "value": "sly@example.org", "shadow": True})
+    await mod.put("/api/moderation/settings", json={"block_words": ["viagra"]})
+    for body, name, shown in (("hidden", "Sly", "approved"), ("cheap viagra", "Spam", "pending")):
+        sent = comment_body(body, name=name,
+                            client_id=f"5f0e3c1a-8d2b-4c7e-9a41-0b6f2d3e4c{len(body):02d}")
+        first = await client.post(URL, json=sent)
+        again = await client.post(URL, json=sent)
+        assert first.status_code == 201 and again.status_code == 200
+        assert first.json()["comment"]["status"] == shown
+        assert again.json()["comment"] == first.json()["comment"]
+        queued = (await mod.get("/api/moderation/queue?status=spam")).json()["comments"]
+        assert any(c["id"] == first.json()["comment"]["id"] for c in queued)

@@ -46,15 +46,34 @@ def test_verdicts() -> None:
     policy = moderation.Policy.defaults(Settings()).merged(
         {"hold_words": ["casino"], "block_words": ["viagra"], "max_links": 2})
     nobody = moderation.Author()
-    assert moderation.verdict("hello", 0, "post", policy, nobody) == "approved"
-    assert moderation.verdict("Viagra!", 0, "post", policy, nobody) == "spam"
-    assert moderation.verdict("a casino", 0, "post", policy, nobody) == "pending"
-    assert moderation.verdict("casinos", 0, "post", policy, nobody) == "approved"
-    assert moderation.verdict("x", 3, "post", policy, nobody) == "pending"
-    assert moderation.verdict("x", 0, "pre", policy, nobody) == "pending"
-    assert moderation.verdict("x", 0, "pre", policy, moderation.Author(trusted=True)) == \
-        "approved"
-    assert moderation.verdict("x", 0, "post", policy, moderation.Author(ban="shadow")) == "spam"
+
+    def status(body: str, links: int = 0, thread: str = "post",
+               author: moderation.Author = nobody) -> str:
+        return moderation.verdict(body, links, thread, policy, author).status
+
+    assert status("hello") == "approved"
+    assert status("Viagra!") == "spam"
+    assert status("a casino") == "pending"
+    assert status("casinos") == "approved"
+    assert status("x", links=3) == "pending"
+    assert status("x", thread="pre") == "pending"
+    assert status("x", thread="pre", author=moderation.Author(trusted=True)) == "approved"
+    assert status("x", author=moderation.Author(ban="shadow")) == "spam"
+
+
+def test_verdict_names_every_rule_that_decided() -> None:
+    """The reasons name the rule and what matched: the word, the link count and limit."""
+    policy = moderation.Policy.defaults(Settings()).merged(
+        {"hold_words": ["casino"], "block_words": ["viagra"], "max_links": 2})
+    held = moderation.verdict("casino, casino", 5, "pre", policy, moderation.Author())
+    assert held.status == "pending"
+    assert held.reasons == ({"rule": "hold_word", "word": "casino"},
+                            {"rule": "links", "count": 5, "limit": 2},
+                            {"rule": "pre_moderation"})
+    spam = moderation.verdict("viagra", 0, "post", policy, moderation.Author(ban="shadow"))
+    assert spam.status == "spam" and spam.shadow
+    assert spam.reasons == ({"rule": "shadow_ban"}, {"rule": "block_word", "word": "viagra"})
+    assert moderation.verdict("fine", 0, "post", policy, moderation.Author()).reasons == ()
 
 
 def test_stored_policy_with_unknown_fields_still_loads() -> None:

@@ -1,0 +1,24 @@
+"""Every SQL statement for posts, comments, events, moderators, sessions and moderation.
+
+The store holds SQL and nothing else: it returns models, and what a change means for readers
+(its events) comes from `realtime.events`. One class per group of tables; `Store` is all of
+them over one pool.
+"""
+
+from __future__ import annotations
+
+from .accounts import AccountStore
+from .base import COMMENT_COLUMNS, Written, token_hash
+from .comments import CommentStore
+from .moderation import ModerationStore
+from .posts import PostStore
+
+__all__ = ["COMMENT_COLUMNS", "Store", "Written", "token_hash"]
+
+
+class Store(PostStore, CommentStore, ModerationStore, AccountStore):
+    """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
+
+    async def ping(self) -> None:
+        """Raise when the database cannot answer."""
+        await self.pool.fetchval("SELECT 1")

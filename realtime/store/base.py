@@ -1,0 +1,92 @@
+"""What every part of the store shares: the pool, column lists, row mappers, the post lock and
+the one statement that writes events and sends their NOTIFYs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NotFound
+from ..events import NOTIFY_CHANNEL
+from ..models import Comment, Post, Verdict, iso
+
+POST_COLUMNS = "id, slug, title, url, moderation, open, comment_count, seq, created_at"
+COMMENT_COLUMNS = (
+    "c.id, c.post_id, p.slug AS post, c.parent_id, c.depth, c.kind, c.status, c.author_name,"
+    " c.author_email, c.author_url, c.avatar, host(c.ip) AS ip, c.user_agent, c.body, c.html,"
+    " c.version, c.client_id::text AS client_id, c.created_at, c.edited_at, c.public_replies,"
+    " c.report_count, c.reasons::text AS reasons")
+# Every read of whole comments: COMMENT_COLUMNS need the post's slug.
+COMMENT_SELECT = f"SELECT {COMMENT_COLUMNS} FROM comments c JOIN posts p ON p.id = c.post_id"
+BAN_COLUMNS = "id, kind, value, shadow, reason, expires_at, created_at, created_by"
+PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected', 'spam')"
+                 " AND c.public_replies > 0))")
+
+
+def post_of(row: Any) -> Post:
+    """A row of POST_COLUMNS."""
+    return Post(**dict(row))
+
+
+def comment_of(row: Any) -> Comment:
+    """A row of COMMENT_COLUMNS, whose order is Comment's field order."""
+    return Comment._make(row)
+
+
+def ban_of(row: Any) -> dict[str, Any]:
+    """A row of BAN_COLUMNS as the API shows it."""
+    return {**dict(row), "expires_at": iso(row["expires_at"]), "created_at": iso(row["created_at"])}
+
+
+def token_hash(token: str) -> bytes:
+    """Tokens are stored hashed: a database leak must not hand out sessions or edit rights."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def page(rows: list[Any], limit: int, cursor: str) -> tuple[list[Any], Any]:
+    """The first `limit` rows (read `limit + 1`) and the cursor of the next page, or None."""
+    return rows[:limit], (rows[limit - 1][cursor] if len(rows) > limit else None)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The result of a write: the comment as stored, the seq of its public event if any, and
+    for a new comment the verdict it was stored under."""
+
+    comment: Comment
+    seq: int | None
+    changed: bool = True
+    verdict: Verdict | None = None
+
+
+class StoreBase:
+    """The pool, and the statements the parts of the store share."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def _lock_post(self, conn: Any, slug: str) -> Post:
+        row = await conn.fetchrow(f"SELECT {POST_COLUMNS} FROM posts WHERE slug = $1 FOR UPDATE",
+                                  slug)
+        if row is None:
+            raise NotFound(f"no post {slug!r}")
+        return post_of(row)
+
+    async def _fetch_comment(self, conn: Any, comment_id: int) -> Comment:
+        row = await conn.fetchrow(f"{COMMENT_SELECT} WHERE c.id = $1", comment_id)
+        if row is None:
+            raise NotFound(f"no comment {comment_id}")
+        return comment_of(row)
+
+    async def _emit(self, conn: Any, post_id: int, seq: int, count_delta: int,
+                    events: list[tuple[int, str, str]], notes: list[str]) -> None:
+        """The post's new seq and count, the events rows (seq, type, data) and the NOTIFYs, in
+        order: one round trip while the post is locked; all of it becomes visible at commit."""
+        await conn.execute(
+            "WITH e AS (INSERT INTO events (post_id, seq, type, data)"
+            "  SELECT $1, s, t, d FROM unnest($4::bigint[], $5::text[], $6::text[]) AS u(s, t, d)),"
+            " p AS (UPDATE posts SET seq = $2, comment_count = comment_count + $3 WHERE id = $1)"
+            " SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n",
+            post_id, seq, count_delta, [e[0] for e in events], [e[1] for e in events],
+            [e[2] for e in events], NOTIFY_CHANNEL, notes)
