@@ -130,12 +130,17 @@ async def current_moderator(request: Request) -> Moderator | None:
     return await _service(request).session_moderator(token)
 
 
+def own_origin(request: Request) -> str:
+    """The server's own origin: from REALTIME_PUBLIC_URL, else from the request."""
+    settings = state_of(request.app).settings
+    return auth.origin_of(settings.public_url) or f"{request.url.scheme}://{request.url.netloc}"
+
+
 def check_origin(request: Request) -> None:
     """Cookie-authenticated writes must come from an allowed origin (CSRF)."""
     settings = state_of(request.app).settings
     origin = request.headers.get("origin") or request.headers.get("referer")
-    own = auth.origin_of(settings.public_url) or f"{request.url.scheme}://{request.url.netloc}"
-    if not auth.origin_allowed(origin, own, settings.extra_origins):
+    if not auth.origin_allowed(origin, own_origin(request), settings.extra_origins):
         raise Forbidden("this request must come from an allowed origin")
 
 

@@ -25,11 +25,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, db, metrics, openapi, pages, ws
+from . import api, db, embed_api, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
 from .errors import RealtimeError, Unavailable
 from .hub import Hub
+from .origins import EmbedOrigins
 from .server import goodbye_on_signals
 from .service import Service
 from .state import AppState, state_of
@@ -190,6 +191,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
 
     routes = [
         *api.ROUTES,
+        *embed_api.ROUTES,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
@@ -200,7 +202,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     handlers: dict[Any, Any] = {RealtimeError: on_realtime_error, HTTPException: on_http_error,
                                 Exception: on_unexpected}
     handlers.update({kind: on_database_down for kind in DATABASE_DOWN})
-    middleware = [Middleware(CORSMiddleware, allow_origins=sorted(settings.extra_origins),
+    # EmbedOrigins first: a foreign page's request gets a readable refusal, not CORS silence.
+    middleware = [Middleware(EmbedOrigins),
+                  Middleware(CORSMiddleware, allow_origins=sorted(settings.extra_origins),
                              allow_methods=["GET", "POST", "PATCH", "DELETE"],
                              allow_headers=["Content-Type", "Authorization"], max_age=600)]
     return RealtimeApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,

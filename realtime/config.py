@@ -58,6 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_days", int, 14, "days a moderator session lasts"),
     Setting("pool_size", int, 10, "database connections per process"),
     Setting("log_level", str, "info", "debug, info, warning or error"),
+    Setting("auto_create", bool, True,
+            "a page of an allowed origin creates its thread on first view (10 per IP per hour)"),
 )
 
 
@@ -98,6 +100,7 @@ class Settings:
     session_days: int = 14
     pool_size: int = 10
     log_level: str = "info"
+    auto_create: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -15,13 +15,15 @@ from .schemas import (
     ModeratorAction,
     NewBan,
     NewComment,
+    NewThread,
     PolicyFields,
     PostFields,
     Report,
 )
 
 REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Login,
-                                         ModeratorAction, Report, PolicyFields, NewBan]
+                                         ModeratorAction, Report, PolicyFields, NewBan,
+                                         NewThread]
 
 _nullable_str = {"type": ["string", "null"]}
 RESPONSE_SCHEMAS: dict[str, Any] = {
@@ -64,6 +66,16 @@ ONE_COMMENT = _wrapped(comment=_ref("Comment"))
 CREATED = _wrapped(comment=_ref("Comment"), edit_token={"type": "string"},
                    edit_until={"type": "string", "format": "date-time"},
                    seq={"type": ["integer", "null"]})
+MORE_REPLIES = {"type": "object", "additionalProperties": _wrapped(
+    after={"type": "integer"}, count={"type": "integer"})}
+THREAD_PAGE = _wrapped(post=_ref("Post"), seq={"type": "integer"},
+                       comments={"type": "array", "items": _ref("Comment")},
+                       next={"type": ["integer", "null"]}, more_replies=MORE_REPLIES)
+CONTEXT = _wrapped(post=_ref("Post"), seq={"type": "integer"},
+                   comments={"type": "array", "items": _ref("Comment")},
+                   next={"type": "null"}, more_replies=MORE_REPLIES, root={"type": "integer"})
+COUNTS = _wrapped(counts={"type": "object", "additionalProperties": {"type": "integer"}})
+PREVIEW = _wrapped(html={"type": "string"}, links={"type": "integer"})
 QUEUE = _wrapped(comments={"type": "array", "items": _ref("Comment")},
                  next={"type": ["integer", "null"]})
 MODERATOR = _wrapped(moderator=_wrapped(username={"type": "string"}))
@@ -98,6 +110,17 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      {200: _ref("Post"), 201: _ref("Post")}, []),
     ("get", "/api/posts/{slug}/comments", "Read a thread with its seq", None, {200: THREAD},
      ["limit", "after"]),
+    ("post", "/api/posts", "Find or create the thread a page embeds (browsers of allowed origins;"
+     " 10 new threads per IP per hour)", "NewThread", {200: _ref("Post"), 201: _ref("Post")}, []),
+    ("get", "/api/posts/{slug}/thread", "Top-level comments page by page, with their first"
+     " replies", None, {200: THREAD_PAGE}, ["sort", "limit", "after", "replies"]),
+    ("get", "/api/comments/{id}/replies", "More replies under a top-level comment", None,
+     {200: QUEUE}, ["limit", "after"]),
+    ("get", "/api/comments/{id}/context", "A comment in context: its top-level comment and the"
+     " comments on the way to it", None, {200: CONTEXT}, ["replies"]),
+    ("get", "/api/counts", "Comment counts of many posts", None, {200: COUNTS}, ["slugs"]),
+    ("post", "/api/preview", "Render a comment body without posting it", "CommentEdit",
+     {200: PREVIEW}, []),
     ("post", "/api/posts/{slug}/comments", "Post a comment", "NewComment",
      {201: CREATED, 200: ONE_COMMENT}, []),
     ("get", "/api/comments/{id}", "Get one visible comment", None, {200: ONE_COMMENT}, []),
@@ -146,6 +169,12 @@ def _query_parameter(name: str) -> dict[str, Any]:
         schema = {"type": "integer", "minimum": 1, "maximum": 500}
     elif name == "status":
         schema = {"enum": ["pending", "approved", "spam", "rejected", "deleted", "all"]}
+    elif name == "sort":
+        schema = {"enum": ["oldest", "newest"]}
+    elif name == "replies":
+        schema = {"type": "integer", "minimum": 0, "maximum": 100}
+    elif name == "slugs":
+        schema = {"type": "string", "description": "1 to 100 post slugs, separated by commas"}
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 

@@ -9,13 +9,29 @@ renderer bug can smuggle a script, an event handler or a `javascript:` URL throu
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml as escape_html
 from markdown_it.token import Token
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+def _linkify_web_only(md: MarkdownIt) -> MarkdownIt:
+    """Bare http and https URLs become links; nothing else does (no `www.` guesses, e-mail
+    addresses, `ftp:` or protocol-relative `//host`), so a link is always a URL as typed."""
+    md.enable("linkify")
+    linkify = md.linkify
+    assert linkify is not None, "markdown-it-py needs linkify-it-py for linkify"
+    linkify.set({"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False})
+    for schema in ("ftp:", "//", "mailto:"):
+        linkify.add(schema, None)
+    return md
+
+
+_md = _linkify_web_only(
+    MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False}))
 
 
 def _image_as_link(self: object, tokens: list[Token], idx: int, options: object,
@@ -46,3 +62,29 @@ def avatar_hash(email: str | None, name: str) -> str:
     """A short, stable hash for an identicon: from the e-mail, else the name."""
     source = (email or name).strip().lower()
     return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+WEB_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)
+
+
+def count_links(body: str) -> int:
+    """Every http(s) URL in a comment body, linked or not: a link's target counts once (its
+    text is not counted again), and so does each URL left as text, in code for instance."""
+    return _count_urls(_md.parse(body))
+
+
+def _count_urls(tokens: Iterable[Token]) -> int:
+    found = 0
+    inside_link = 0
+    for token in tokens:
+        if token.type in ("link_open", "image"):
+            target = str(token.attrGet("href") or token.attrGet("src") or "")
+            found += bool(WEB_URL.match(target))
+            inside_link += token.type == "link_open"
+        elif token.type == "link_close":
+            inside_link -= 1
+        elif token.children:
+            found += _count_urls(token.children)
+        elif not inside_link and token.type in ("text", "code_inline", "code_block", "fence"):
+            found += len(WEB_URL.findall(token.content))
+    return found

@@ -134,6 +134,12 @@ class NewBan(Strict):
         return self
 
 
+class NewThread(Strict):
+    slug: Annotated[str, Field(pattern=SLUG.pattern)]
+    title: Annotated[str, Trimmed, Field(min_length=1, max_length=300)]
+    url: Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
+
+
 class Report(Strict):
     reason: Annotated[str, Trimmed, Field(min_length=1, max_length=1000)]
 

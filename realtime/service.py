@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 from dataclasses import dataclass
@@ -14,9 +15,12 @@ from . import auth, moderation, render
 from .config import Settings
 from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from .models import Comment, Draft, Event, Moderator, Post, Verdict, iso
-from .store import Store
+from .store import Store, ThreadPage
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
+THREADS_PER_IP_HOUR = 10
+# Previews render off the event loop, a few at a time: each may cost a full render.
+PREVIEWS_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Service:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self._previews = asyncio.Semaphore(PREVIEWS_AT_ONCE)
 
     async def create_comment(self, slug: str, draft: Draft, *,
                              check_author: bool = True) -> Created:
@@ -62,7 +67,7 @@ class Service:
         (the demo thread), which no reader sent.
         """
         html = render.render_markdown(draft.body)
-        links = html.count("<a ")
+        links = render.count_links(draft.body)
 
         def judge(post: Post, facts: dict[str, Any]) -> Verdict:
             policy = self._policy(facts["policy"])
@@ -152,6 +157,43 @@ class Service:
         """A page of the visible thread and the seq to subscribe from."""
         return await self.store.read_thread(slug, after, limit)
 
+    async def thread_page(self, slug: str, *, newest: bool, after: int | None, limit: int,
+                          replies: int) -> ThreadPage:
+        """A page of top-level comments with their first replies, and the seq to subscribe from."""
+        return await self.store.thread_page(slug, newest=newest, after=after, limit=limit,
+                                            replies=replies)
+
+    async def replies(self, root_id: int, after: int | None,
+                      limit: int) -> tuple[list[Comment], int | None]:
+        """More replies under a top-level comment, in id order."""
+        return await self.store.replies(root_id, after=after, limit=limit)
+
+    async def context(self, comment_id: int, replies: int) -> ThreadPage:
+        """A public comment with its top-level comment and the comments between them."""
+        return await self.store.context(comment_id, replies=replies)
+
+    async def comment_counts(self, slugs: list[str]) -> dict[str, int]:
+        """The comment count of each of these posts that exists."""
+        return await self.store.comment_counts(slugs)
+
+    async def open_post(self, slug: str, title: str, url: str,
+                        ip: str | None) -> tuple[Post, bool]:
+        """The post a page embeds, created on its first view when auto-creation is on."""
+        if not self.settings.auto_create:
+            try:
+                return await self.store.get_post(slug), False
+            except NotFound:
+                raise NotFound("comments are not enabled for this page yet") from None
+        default = (await self.policy()).default_moderation
+        return await self.store.create_post_on_view(slug, title, url, ip=ip, moderation=default,
+                                                    per_hour=THREADS_PER_IP_HOUR)
+
+    async def preview(self, body: str) -> tuple[str, int]:
+        """A body rendered as it would be posted, and how many links the link limit counts."""
+        async with self._previews:
+            return await asyncio.to_thread(
+                lambda: (render.render_markdown(body), render.count_links(body)))
+
     async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
         """A post's public events after `since`, or None when some were pruned."""
         return await self.store.events_after(slug, since, limit)
@@ -180,6 +222,7 @@ class Service:
     async def prune(self, older_than: timedelta) -> None:
         """Forget what the retention settings let go: events past their window."""
         await self.store.prune_events(older_than)
+        await self.store.prune_thread_creations()
 
     async def ping(self) -> None:
         """Raise when the database cannot answer."""

@@ -12,11 +12,12 @@ from .base import COMMENT_COLUMNS, Written, token_hash
 from .comments import CommentStore
 from .moderation import ModerationStore
 from .posts import PostStore
+from .threads import ThreadPage, ThreadStore
 
-__all__ = ["COMMENT_COLUMNS", "Store", "Written", "token_hash"]
+__all__ = ["COMMENT_COLUMNS", "Store", "ThreadPage", "Written", "token_hash"]
 
 
-class Store(PostStore, CommentStore, ModerationStore, AccountStore):
+class Store(PostStore, CommentStore, ThreadStore, ModerationStore, AccountStore):
     """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
 
     async def ping(self) -> None:
