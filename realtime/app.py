@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, db, embed_api, metrics, openapi, pages, ws
+from . import api, catalogs, db, embed_api, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
 from .errors import RealtimeError, Unavailable
@@ -197,6 +197,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *pages.ROUTES,
+        *catalogs.routes(static_dir() / "i18n"),
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
     ]
     handlers: dict[Any, Any] = {RealtimeError: on_realtime_error, HTTPException: on_http_error,

@@ -5,6 +5,8 @@
 // resubscribing every channel with `since` so the owners miss nothing across a reconnect.
 
 const MAX_DELAY = 30000;
+// A socket still not open after this long is treated as blocked (some proxies black-hole it).
+const OPEN_WITHIN = 8000;
 
 /** The `/ws` URL of a server whose base URL is `base` (which may carry a path prefix). */
 export function socketUrl(base) {
@@ -24,12 +26,17 @@ export class Live {
    * `onState(state)` hears "open" and "closed". Each channel's handler may define
    * `since()` (the last applied seq, or undefined for "from now on") and one method per
    * server message type: subscribed, event, reset, presence, error.
+   * `onUnavailable()`, when given, is called instead of reconnecting when a socket fails
+   * before the server ever sent a message on this page: WebSockets look blocked.
    */
-  constructor(base, { pingEvery = 25000, pongWithin = 10000, onState = () => {} } = {}) {
+  constructor(base, { pingEvery = 25000, pongWithin = 10000, onState = () => {},
+    onUnavailable = null } = {}) {
     this.url = socketUrl(base);
     this.pingEvery = pingEvery;
     this.pongWithin = pongWithin;
     this.onState = onState;
+    this.onUnavailable = onUnavailable;
+    this.heard = false;
     this.channels = new Map();
     this.resubscribing = new Set();
     this.ws = null;
@@ -83,23 +90,44 @@ export class Live {
 
   connect() {
     if (this.closed) return;
-    const ws = new WebSocket(this.url);
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.unavailable();
+      return;
+    }
     this.ws = ws;
+    this.timers.open = setTimeout(() => this.abandon(), OPEN_WITHIN);
     ws.onopen = () => {
+      clearTimeout(this.timers.open);
       this.resubscribing.clear();
       for (const channel of this.channels.keys()) this.sendSubscribe(channel);
       this.timers.ping = setInterval(() => this.ping(), this.pingEvery);
       this.onState("open");
     };
-    ws.onmessage = (e) => this.receive(e.data);
+    ws.onmessage = (e) => {
+      this.heard = true;
+      this.receive(e.data);
+    };
     ws.onclose = (e) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopTimers();
+      if (!this.heard && this.onUnavailable) {
+        this.unavailable();
+        return;
+      }
       this.onState("closed");
       // 1001 is a server restarting on purpose: its peers are ready, waiting helps nobody.
       this.reconnect(e.code === 1001 ? 0 : this.backoff());
     };
+  }
+
+  /** Give up on WebSockets for this page and let the owner use another transport. */
+  unavailable() {
+    this.close();
+    this.onUnavailable();
   }
 
   backoff() {
@@ -129,11 +157,16 @@ export class Live {
     this.ws = null;
     this.stopTimers();
     ws.close();
+    if (!this.heard && this.onUnavailable) {
+      this.unavailable();
+      return;
+    }
     this.onState("closed");
     this.reconnect(this.backoff());
   }
 
   stopTimers() {
+    clearTimeout(this.timers.open);
     clearInterval(this.timers.ping);
     clearTimeout(this.timers.pong);
     clearTimeout(this.timers.reconnect);
@@ -160,41 +193,46 @@ export class Live {
   /** The one place where server messages are told apart. */
   dispatch(msg) {
     if (!msg || typeof msg !== "object") return;
-    const handler = this.channels.get(msg.channel);
-    switch (msg.type) {
-      case "subscribed":
-        // Only a working subscription proves the server is healthy enough to reset backoff.
-        this.attempt = 0;
-        this.resubscribing.delete(msg.channel);
-        handler?.subscribed?.(msg);
-        break;
-      case "event":
-        handler?.event?.(msg);
-        break;
-      case "reset":
-        // The server dropped the subscription; the owner reloads and subscribes anew.
-        this.resubscribing.delete(msg.channel);
-        handler?.reset?.(msg);
-        break;
-      case "presence":
-        handler?.presence?.(msg);
-        break;
-      case "pong":
-        if (msg.id === this.awaiting) {
-          clearTimeout(this.timers.pong);
-          this.awaiting = null;
-        }
-        break;
-      case "error":
-        // The answer to resubscribe's defensive unsubscribe after the server dropped a channel.
-        if (msg.code === "not_subscribed") break;
-        this.resubscribing.delete(msg.channel);
-        if (handler?.error) handler.error(msg);
-        else console.warn("realtime:", msg.code, msg.message);
-        break;
-      default:
-        // Unknown types come from newer servers; ignoring them keeps old clients working.
-        break;
+    if (msg.type === "pong") {
+      if (msg.id === this.awaiting) {
+        clearTimeout(this.timers.pong);
+        this.awaiting = null;
+      }
+      return;
     }
+    // Only a working subscription proves the server is healthy enough to reset backoff.
+    if (msg.type === "subscribed") this.attempt = 0;
+    if (["subscribed", "reset", "error"].includes(msg.type) && msg.code !== "not_subscribed") {
+      this.resubscribing.delete(msg.channel);
+    }
+    deliver(this.channels.get(msg.channel), msg);
+  }
+}
+
+/** Hand one stream message of a channel to its handler (shared by the WebSocket and SSE). */
+export function deliver(handler, msg) {
+  switch (msg.type) {
+    case "subscribed":
+      handler?.subscribed?.(msg);
+      break;
+    case "event":
+      handler?.event?.(msg);
+      break;
+    case "reset":
+      // The server dropped the subscription; the owner reloads and subscribes anew.
+      handler?.reset?.(msg);
+      break;
+    case "presence":
+      handler?.presence?.(msg);
+      break;
+    case "error":
+      // The answer to resubscribe's defensive unsubscribe after the server dropped a channel.
+      if (msg.code === "not_subscribed") break;
+      if (handler?.error) handler.error(msg);
+      else console.warn("realtime:", msg.code, msg.message);
+      break;
+    default:
+      // Unknown types come from newer servers; ignoring them keeps old clients working.
+      break;
   }
 }

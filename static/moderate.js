@@ -159,7 +159,7 @@ function row(c) {
         ? h("span", { class: "rt-reports" }, `${c.reports} report${c.reports === 1 ? "" : "s"}`)
         : null,
       h("span", {}, "on "),
-      h("a", { href: new URL(`p/${encodeURIComponent(c.post)}#rt-c-${c.id}`, BASE).href }, c.post),
+      h("a", { href: new URL(`p/${encodeURIComponent(c.post)}#comment-${c.id}`, BASE).href }, c.post),
       h("time", { datetime: c.created_at, title: when.toLocaleString() }, when.toLocaleString()),
       h("span", { class: "rt-version" }, `#${c.id} v${c.version}`)),
     body,

@@ -83,7 +83,7 @@ async def add_comment(client: httpx.AsyncClient, text: str, name: str = "Ann",
 
 
 def comment(page: Page, comment_id: int) -> Any:
-    return page.locator(f"#rt-c-{comment_id}")
+    return page.locator(f"#comment-{comment_id}")
 
 
 async def test_thread_is_rendered_nested(open_page: OpenPage, server: Running,
@@ -106,11 +106,11 @@ async def test_thread_is_rendered_nested(open_page: OpenPage, server: Running,
     page = await open_page(f"/p/{SLUG}")
     await expect(page.locator(".rt-count")).to_have_text("6 comments")
     root = page.locator(".rt-comments")
-    await expect(root.locator(f":scope > #rt-c-{first['id']}")).to_have_count(1)
-    await expect(root.locator(f":scope > #rt-c-{other['id']}")).to_have_count(1)
+    await expect(root.locator(f":scope > #comment-{first['id']}")).to_have_count(1)
+    await expect(root.locator(f":scope > #comment-{other['id']}")).to_have_count(1)
     await expect(page.locator(
-        f"#rt-c-{first['id']} > .rt-children > #rt-c-{reply['id']}"
-        f" > .rt-children > #rt-c-{deeper['id']}")).to_have_count(1)
+        f"#comment-{first['id']} > .rt-children > #comment-{reply['id']}"
+        f" > .rt-children > #comment-{deeper['id']}")).to_have_count(1)
     await expect(comment(page, reply["id"]).locator(".rt-body").first).to_have_text(
         "A reply to Ann")
     pingback = comment(page, ping.comment.id)
@@ -219,7 +219,7 @@ async def test_edit_and_delete_by_moderator_show_live(open_page: OpenPage, mod: 
     await expect(tomb.locator(".rt-tombstone")).to_have_text("This comment was deleted.",
                                                              timeout=LIVE)
     await expect(tomb).not_to_contain_text("I have a reply")
-    await expect(tomb.locator(f":scope > .rt-children > #rt-c-{reply['id']}")).to_have_count(1)
+    await expect(tomb.locator(f":scope > .rt-children > #comment-{reply['id']}")).to_have_count(1)
 
     answer = await mod.delete(f"/api/comments/{single['id']}")
     assert answer.status_code == 204, answer.text
@@ -229,7 +229,7 @@ async def test_edit_and_delete_by_moderator_show_live(open_page: OpenPage, mod: 
 
 async def test_validation_error_keeps_the_text(open_page: OpenPage, client: httpx.AsyncClient,
                                                post: dict[str, Any]) -> None:
-    """A refused comment shows the server's detail next to the form and keeps what was typed."""
+    """A refused comment says what to fix, in the reader's words, and keeps what was typed."""
     text = "Something worth keeping"
     refused = await client.post(f"/api/posts/{SLUG}/comments", json={
         "body": text, "author": {"name": ""}, "parent_id": None,
@@ -240,7 +240,9 @@ async def test_validation_error_keeps_the_text(open_page: OpenPage, client: http
     form = page.locator(".rt-form")
     await form.locator("[name=body]").fill(text)
     await form.locator(".rt-submit").click()
-    await expect(form.locator(".rt-error")).to_have_text(refused.json()["detail"])
+    assert refused.json()["errors"][0]["field"] == "author.name"
+    await expect(form.locator(".rt-error")).to_have_text(
+        "Please give a name (at most 100 characters).")
     await expect(form.locator("[name=body]")).to_have_value(text)
     await expect(page.locator(".rt-comment")).to_have_count(0)
 
@@ -261,7 +263,7 @@ async def test_moderator_console_approves_live(open_page: OpenPage, mod: httpx.A
     await form.locator(".rt-submit").click()
     held = writer.locator(".rt-status-pending")
     await expect(held.locator(".rt-badge")).to_have_text("awaiting moderation")
-    held_id = int((await held.get_attribute("id") or "").removeprefix("rt-c-"))
+    held_id = int((await held.get_attribute("id") or "").removeprefix("comment-"))
     await writer.reload()  # only its author sees it, from this browser's storage
     await expect(held.locator(".rt-body")).to_have_text("Please let me in")
     await expect(writer.locator(".rt-count")).to_have_text("No comments yet")
@@ -396,10 +398,10 @@ MODEL_SCRIPT = """async () => {
   // The live event wins the race against the 201 answer, then the answer arrives.
   t.applyEvent({ seq: 10, event: "comment.created",
     data: c(4, 1, { parent_id: 2, client_id: "a" }) });
-  t.upsert(c(4, 1, { parent_id: 2, client_id: "a" }));
+  t.confirm(c(4, 1, { parent_id: 2, client_id: "a" }));
   // The 201 answer wins the race, then the live event arrives.
   t.addLocal({ client_id: "b", parent_id: null, body: "yo", author: { name: "Cy" } });
-  t.upsert(c(5, 1, { client_id: "b" }));
+  t.confirm(c(5, 1, { client_id: "b" }));
   t.applyEvent({ seq: 11, event: "comment.created", data: c(5, 1, { client_id: "b" }) });
   out.reconciled = shape(t);
   out.count = t.count();
@@ -411,6 +413,26 @@ MODEL_SCRIPT = """async () => {
   out.reloaded = shape(t);
   out.seq = t.seq;
   out.codes = [APPLIED, IGNORED, RESYNC];
+  // A big thread known in part: two of five top-level comments, and one of root 1's replies.
+  const p = new Thread();
+  p.load({ slug: "p", comment_count: 40 }, [c(1, 1), c(2, 1, { parent_id: 1 }), c(3, 1)], 1,
+    { next: 3, moreReplies: { 1: { after: 2, count: 4 } } });
+  const ev = (seq, event, data) => p.applyEvent({ seq, event, data });
+  ev(2, "comment.created", c(50, 1));                      // a new root on an unread page
+  ev(3, "comment.created", c(51, 1, { parent_id: 3 }));     // a reply to a drawn root
+  ev(4, "comment.created", c(52, 1, { parent_id: 1 }));     // a reply past root 1's cursor
+  ev(5, "comment.created", c(53, 1, { parent_id: 40 }));    // a reply in an unread subtree
+  out.partShape = shape(p);
+  out.partCounts = [p.count(), p.moreReplies.get(1).count, p.countUnsure];
+  ev(6, "comment.deleted", { id: 41, version: 2, tombstone: null });  // unread: unknowable
+  out.unsure = [p.count(), p.countUnsure];
+  ev(7, "comment.deleted", { id: 42, version: 2, tombstone: c(42, 2, { status: "deleted" }) });
+  out.setCount = [p.setCount(41, 6), p.setCount(42, 7), p.count(), p.countUnsure];
+  const newest = new Thread({ sort: "newest" });
+  newest.load({ slug: "p", comment_count: 3 }, [c(9, 1), c(7, 1)], 1, { next: 7 });
+  newest.applyEvent({ seq: 2, event: "comment.created", data: c(12, 1) });
+  newest.applyEvent({ seq: 3, event: "comment.created", data: c(3, 1) });
+  out.newest = [shape(newest)["null"], newest.count()];
   return out;
 }"""
 
@@ -450,21 +472,37 @@ async def test_thread_model(browser: Browser) -> None:
     assert out["count"] == 3
     assert out["reloaded"] == {"null": ["id:2", "id:6"], "2": ["id:4"]}
     assert out["seq"] == 20
+    # Events outside the part that is read change the counts, never the drawn tree.
+    assert out["partShape"] == {"null": ["id:1", "id:3"], "1": ["id:2"], "3": ["id:51"]}
+    assert out["partCounts"] == [44, 5, False]
+    assert out["unsure"] == [44, True]
+    assert out["setCount"] == [False, True, 42, False]
+    assert out["newest"] == [["id:12", "id:9", "id:7"], 5]
 
 
 async def test_reader_reports_a_comment(open_page: OpenPage, mod: httpx.AsyncClient,
                                         client: httpx.AsyncClient,
                                         post: dict[str, Any]) -> None:
-    """Report asks why, sends it, and the moderators see the count."""
+    """Report asks why in a labelled form (no window.prompt), and the moderators see it."""
     troll = await add_comment(client, "Everyone here is wrong", "Troll")
     page = await open_page(f"/p/{SLUG}")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.type))
     button = comment(page, troll["id"]).locator(".rt-report")
-    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("insults people")))
     await button.click()
+    reason = page.get_by_label("What is wrong with this comment? The moderators will see it.")
+    await expect(reason).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(reason).to_have_count(0)
+    await expect(button).to_be_focused()
+    await page.keyboard.press("Enter")
+    await reason.fill("insults people")
+    await page.get_by_role("button", name="Send report").click()
     await expect(button).to_have_text("Reported")
     await expect(button).to_be_disabled()
     queue = (await mod.get("/api/moderation/queue", params={"status": "approved"})).json()
     assert queue["comments"][0]["reports"] == 1
+    assert dialogs == []
 
 
 async def serve_site(page: dict[str, str]) -> asyncio.Server:
