@@ -11,6 +11,8 @@ import { APPLIED, RESYNC, Thread, keyOf } from "./thread.js";
 
 export const PAGE = 20;
 export const REPLIES = 10;
+// Pages after the first: the reader asked for more, so more at once.
+const MORE = 100;
 const EDIT_WINDOW_MS = 15 * 60 * 1000;
 const PERMALINK = /^#comment-(\d+)$/;
 
@@ -207,7 +209,7 @@ export class ThreadView {
   async showMore() {
     this.more.disabled = true;
     const answer = await this.api.thread(this.slug, { sort: this.thread.sort,
-      after: this.thread.next, limit: PAGE, replies: REPLIES });
+      after: this.thread.next, limit: MORE, replies: REPLIES });
     this.more.disabled = false;
     if (!answer.ok) return;
     this.thread.addPage(answer.data.comments, { next: answer.data.next,

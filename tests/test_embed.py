@@ -1,0 +1,200 @@
+"""The embed as a site owner and readers meet it, in a real Chromium against a real server:
+other origins, creation on first view, languages, huge threads, SSE, counts, accessibility."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, expect
+
+from conftest import Running, login
+from test_browser import LIVE, OpenPage, add_comment, browser, open_page, serve_site  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+Site = Callable[[str], Awaitable[str]]
+
+HOSTILE_CSS = """<style>
+* { font-family: "Comic Sans MS", cursive !important; color: #f0f !important; }
+button { background: red !important; border: 5px dotted lime !important; }
+div, section, ol, li, article { display: inline !important; padding: 40px !important; }
+[data-realtime-post] { --rt-accent: #c80064; }
+</style>"""
+
+
+def host_page(server: Running, *, slug: str = "", lang: str = "en", head: str = "",
+              body: str = "") -> str:
+    """A blog post of another site embedding a thread with the two-line snippet."""
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>My post'
+            f"</title>{head}</head><body><h1>My post</h1><p class=host>Host text.</p>{body}"
+            f'<div data-realtime-post="{slug}"></div>'
+            f'<script type="module" src="{server.url}/static/embed.js"></script></body></html>')
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[tuple[dict[str, str], str, str]]:
+    """A website of its own on a loopback port: (its page source, allowed origin, foreign one)."""
+    source: dict[str, str] = {}
+    served = await serve_site(source)
+    port = served.sockets[0].getsockname()[1]
+    yield source, f"http://127.0.0.1:{port}", f"http://localhost:{port}"
+    served.close()
+    await served.wait_closed()
+
+
+@pytest.fixture
+async def contexts(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[BrowserContext]]]:  # noqa: F811
+    """New browser contexts (separate readers) that fail the test on a JavaScript error."""
+    made: list[BrowserContext] = []
+    errors: list[str] = []
+
+    async def make(**options: Any) -> BrowserContext:
+        context = await browser.new_context(**options)
+        context.on("weberror", lambda e: errors.append(str(e.error)))
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        await context.close()
+    assert not errors, errors
+
+
+async def slugs_in(running: Running) -> dict[str, tuple[str, str | None]]:
+    conn = await asyncpg.connect(running.settings.database_url)
+    try:
+        return {r["slug"]: (r["title"], r["url"])
+                for r in await conn.fetch("SELECT slug, title, url FROM posts")}
+    finally:
+        await conn.close()
+
+
+async def computed(page: Page, selector: str, prop: str) -> str:
+    return str(await page.locator(selector).first.evaluate(
+        f"(el) => getComputedStyle(el).getPropertyValue({prop!r})"))
+
+
+async def test_two_lines_on_another_site(make_server: Any, site: Any, contexts: Any) -> None:
+    """A never-created thread on an allowed site is created, styled despite hostile CSS, live."""
+    source, blog, _ = site
+    server = await make_server(allowed_origins=blog)
+    source["html"] = host_page(server, head=HOSTILE_CSS + f'<link rel="canonical" href="{blog}'
+                               '/2026/11/My-Post/">')
+    reader, writer = await (await contexts()).new_page(), await (await contexts()).new_page()
+    host_sheets = None
+    for page in (reader, writer):
+        await page.goto(f"{blog}/2026/11/my-post?utm_source=feed")
+        await expect(page.locator(".rt-count")).to_have_text("No comments yet")
+        host_sheets = await page.evaluate("document.styleSheets.length")
+    assert (await slugs_in(server)) == {"2026-11-my-post": ("My post", f"{blog}/2026/11/My-Post/")}
+    # Styled by its own sheet: the host's !important rules and display tricks do not reach in,
+    # its custom property does (the theming hook), and the host page is left as it was.
+    submit = ".rt-submit"
+    assert await computed(writer, submit, "background-color") == "rgb(200, 0, 100)"
+    assert "Comic Sans" not in await computed(writer, ".rt-count", "font-family")
+    assert await computed(writer, ".rt-root", "display") == "block"
+    assert await computed(writer, ".rt-form", "display") == "block"
+    assert await computed(writer, ".rt-count", "color") == "rgb(31, 35, 40)"
+    assert await computed(writer, ".rt-count", "font-size") == "19.2px"
+    assert await computed(writer, "p.host", "color") == "rgb(255, 0, 255)"
+    assert await writer.evaluate("document.styleSheets.length") == host_sheets
+    assert await writer.evaluate("document.querySelector('[data-realtime-post]').shadowRoot"
+                                 ".mode") == "open"
+
+    form = writer.locator(".rt-form")
+    await form.get_by_label("Name").fill("Ann")
+    await form.get_by_label("Comment").fill("Hello from the *blog*")
+    await form.get_by_role("button", name="Post Comment").click()
+    await expect(writer.locator(".rt-status-approved .rt-body em")).to_have_text("blog")
+    await expect(reader.locator(".rt-comment .rt-body")).to_have_text("Hello from the blog",
+                                                                       timeout=LIVE)
+    await expect(reader.locator(".rt-count")).to_have_text("1 comment")
+    await expect(reader.locator("[data-realtime-post]")).to_have_attribute(
+        "data-realtime-transport", "websocket")
+
+
+async def test_refused_origin_says_so(make_server: Any, site: Any, contexts: Any,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A site that is not allowed sees one sentence, creates nothing, and the server logs it."""
+    source, blog, foreign = site
+    server = await make_server(allowed_origins=blog)
+    source["html"] = host_page(server, slug="stolen")
+    page = await (await contexts()).new_page()
+    with caplog.at_level(logging.WARNING, logger="realtime.origins"):
+        for _ in range(2):
+            await page.goto(f"{foreign}/post")
+            await expect(page.locator(".rt-notice")).to_have_text(
+                "Comments cannot be shown here: this site is not on the comment server's list"
+                " of allowed sites.")
+    assert [r for r in caplog.records if foreign in r.getMessage()] != []
+    assert len([r for r in caplog.records if foreign in r.getMessage()]) == 1
+    assert await slugs_in(server) == {}
+
+
+async def test_auto_creation_off(make_server: Any, site: Any, contexts: Any) -> None:
+    """With REALTIME_AUTO_CREATE=false the widget says so, in the page's language."""
+    source, blog, _ = site
+    server = await make_server(allowed_origins=blog, auto_create=False)
+    page = await (await contexts()).new_page()
+    source["html"] = host_page(server, slug="new-post")
+    await page.goto(f"{blog}/new-post")
+    await expect(page.locator(".rt-notice")).to_have_text(
+        "Comments are not enabled for this page yet.")
+    source["html"] = host_page(server, slug="new-post", lang="de")
+    await page.goto(f"{blog}/new-post")
+    await expect(page.locator(".rt-notice")).to_have_text(
+        "Kommentare sind für diese Seite noch nicht freigeschaltet.")
+    assert await slugs_in(server) == {}
+
+
+@pytest.mark.parametrize(("lang", "labels"), [
+    ("de", {"count": "2 Kommentare", "reply": "Antworten", "submit": "Kommentar senden",
+            "name": "Name", "when": "vor 2 Stunden"}),
+    ("ja", {"count": "2件のコメント", "reply": "返信", "submit": "コメントを送信",
+            "name": "名前", "when": "2 時間前"}),
+])
+async def test_page_language(make_server: Any, site: Any, contexts: Any, lang: str,
+                             labels: dict[str, str]) -> None:
+    """<html lang> picks the catalog: labels, plurals and relative times in that language."""
+    source, blog, _ = site
+    server = await make_server(allowed_origins=blog)
+    mod = await login(server)
+    await mod.put("/api/posts/talk", json={"title": "Talk"})
+    for text in ("one", "two"):
+        await add_comment_to(mod, "talk", text)
+    await backdate(server, hours=2)
+    await mod.aclose()
+    source["html"] = host_page(server, slug="talk", lang=lang)
+    page = await (await contexts(locale="en-US")).new_page()
+    await page.goto(f"{blog}/talk")
+    await expect(page.locator(".rt-count")).to_have_text(labels["count"])
+    await expect(page.locator(".rt-reply").first).to_have_text(labels["reply"])
+    await expect(page.locator(".rt-submit")).to_have_text(labels["submit"])
+    await expect(page.get_by_label(labels["name"], exact=True)).to_be_visible()
+    await expect(page.locator(".rt-permalink time").first).to_have_text(labels["when"])
+    await expect(page.locator(".rt-root")).to_have_attribute("lang", lang)
+
+
+async def add_comment_to(client: httpx.AsyncClient, slug: str, text: str,
+                         parent: int | None = None) -> dict[str, Any]:
+    answer = await client.post(f"/api/posts/{slug}/comments", json={
+        "body": text, "author": {"name": "Ann"}, "parent_id": parent})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["comment"]  # type: ignore[no-any-return]
+
+
+async def backdate(running: Running, hours: int) -> None:
+    conn = await asyncpg.connect(running.settings.database_url)
+    try:
+        await conn.execute("UPDATE comments SET created_at = now() - $1::interval",
+                           timedelta(hours=hours))
+    finally:
+        await conn.close()
