@@ -311,8 +311,12 @@ export class ThreadView {
     const box = this.list.getBoundingClientRect();
     if (box.top >= 0 || box.bottom <= 0) return null;
     const root = this.shell.getRootNode();
-    const at = (root.elementFromPoint ? root : document).elementFromPoint(box.left + 8, 1);
-    return at?.closest?.(".rt-card, .rt-tombstone") ?? null;
+    // The first comment below the screen's top edge (the edge may fall between two).
+    for (const y of [1, 24, 48, 96, 160, 240]) {
+      const li = root.elementFromPoint(box.left + box.width / 2, y)?.closest?.(".rt-comment");
+      if (li) return li.querySelector(":scope > .rt-card");
+    }
+    return null;
   }
 
   /** The "Show N more replies" button of a top-level comment, while some are not read. */

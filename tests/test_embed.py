@@ -198,3 +198,117 @@ async def backdate(running: Running, hours: int) -> None:
                            timedelta(hours=hours))
     finally:
         await conn.close()
+
+
+SEED = """
+WITH roots AS (
+  INSERT INTO comments (post_id, status, author_name, avatar, body, html, created_at)
+  SELECT $1, 'approved', 'Reader ' || g, substr(md5(g::text), 1, 16), 'Root ' || g,
+         '<p>Root ' || g || '</p>', now() - interval '2 days' + g * interval '1 second'
+  FROM generate_series(1, $2) AS g RETURNING id, body)
+INSERT INTO comments (post_id, parent_id, depth, status, author_name, avatar, body, html)
+SELECT $1, r.id, 1, 'approved', 'Replier', 'abcdef0123456789', 'Reply ' || k || ' to ' || r.body,
+       '<p>Reply ' || k || ' to ' || r.body || '</p>'
+FROM roots r CROSS JOIN LATERAL generate_series(1, CASE
+  WHEN r.body = 'Root 1' THEN 30 WHEN r.body::text ~ '^Root ([2-9]|[1-9][0-9]|[1-8][0-9]{2}|9[0-7][0-9]|98[0-6])$'
+  THEN 2 ELSE 0 END) AS k
+"""
+
+
+async def seed(running: Running, slug: str, roots: int) -> int:
+    """A thread of `roots` top-level comments: the first with 30 replies, the next 985 with 2."""
+    conn = await asyncpg.connect(running.settings.database_url)
+    try:
+        post_id = await conn.fetchval(
+            "INSERT INTO posts (slug, title) VALUES ($1, 'Huge') RETURNING id", slug)
+        await conn.execute(SEED, post_id, roots)
+        total = await conn.fetchval("SELECT count(*) FROM comments WHERE post_id = $1", post_id)
+        await conn.execute("UPDATE posts SET comment_count = $2 WHERE id = $1", post_id, total)
+        return int(total)
+    finally:
+        await conn.close()
+
+
+async def comment_id(running: Running, body: str) -> int:
+    conn = await asyncpg.connect(running.settings.database_url)
+    try:
+        return int(await conn.fetchval("SELECT id FROM comments WHERE body = $1", body))
+    finally:
+        await conn.close()
+
+
+async def test_huge_thread_pages_and_permalinks(server: Running, open_page: OpenPage) -> None:
+    """3,000 comments: the first page draws alone, "Show more" reaches the end, a permalink
+    deep in the thread opens in context."""
+    assert await seed(server, "huge", 1000) == 3000
+    reads: list[str] = []
+
+    async def count_reads(page: Page) -> None:
+        page.on("request", lambda r: "/api/" in r.url and reads.append(r.url))
+
+    page = await open_page("/p/huge", count_reads)
+    await expect(page.locator(".rt-count")).to_have_text("3,000 comments")
+    top = page.locator(".rt-comments > .rt-comment")
+    await expect(top).to_have_count(20)
+    assert len([r for r in reads if "/thread" in r]) == 1
+    first = await comment_id(server, "Root 1")
+    more_replies = page.locator(f"#comment-{first} > .rt-more-replies")
+    await expect(more_replies).to_have_text("Show 20 more replies")
+    await more_replies.click()
+    await expect(page.locator(f"#comment-{first} > .rt-children > .rt-comment")).to_have_count(30)
+    await expect(more_replies).to_have_count(0)
+    await expect(page.get_by_role("button", name="Show more", exact=True)).to_be_visible()
+    # CSS from here: role queries compute the name of each of thousands of buttons.
+    more = page.locator(".rt-more")
+    settled = page.locator(".rt-more:enabled, .rt-more[hidden]")
+    for _ in range(20):
+        if not await more.is_visible():
+            break
+        await more.click()
+        await expect(settled).to_have_count(1)
+    await expect(more).to_be_hidden()
+    await expect(top).to_have_count(1000)
+    await expect(top.last.locator(".rt-body")).to_have_text("Root 1000")
+    assert await page.locator(".rt-comment").count() == 3000
+
+    deep = await comment_id(server, "Reply 2 to Root 950")
+    linked = await open_page(f"/p/huge#comment-{deep}")
+    target = linked.locator(f"#comment-{deep}")
+    root = await comment_id(server, "Root 950")
+    await expect(linked.locator(f"#comment-{root} > .rt-children > #comment-{deep}")
+                 ).to_have_count(1)
+    await expect(target).to_have_class("rt-comment rt-status-approved rt-target")
+    await expect(target.locator(".rt-card")).to_be_focused()
+    await expect(target).to_be_in_viewport()
+    assert await linked.locator(".rt-comments > .rt-comment").count() == 21
+
+
+async def test_new_comments_do_not_move_the_page(server: Running, open_page: OpenPage,
+                                                 client: httpx.AsyncClient) -> None:
+    """Comments arriving above the one being read keep it in place; a button leads to them."""
+    await seed(server, "busy", 40)
+    page = await open_page("/p/busy")
+    await page.set_viewport_size({"width": 800, "height": 600})
+    await page.get_by_label("Sort").select_option("newest")
+    ninth = page.locator(".rt-comments > .rt-comment").nth(8)
+    await expect(ninth.locator(".rt-body").first).to_have_text("Root 32")
+    reading = page.locator(f"#{await ninth.get_attribute('id')}")
+    await reading.evaluate("(el) => window.scrollBy(0, el.getBoundingClientRect().top - 100)")
+    before = (await reading.bounding_box() or {})["y"]
+    assert 90 < before < 110
+    for text in ("Breaking news", "More news"):
+        answer = await client.post("/api/posts/busy/comments", json={
+            "body": text, "author": {"name": "Newcomer"}})
+        assert answer.status_code == 201
+    button = page.get_by_role("button", name="2 new comments")
+    await expect(button).to_be_visible(timeout=LIVE)
+    await expect(page.locator(".rt-comments > .rt-comment").first.locator(".rt-body")
+                 ).to_have_text("More news")
+    assert abs((await reading.bounding_box() or {})["y"] - before) < 2
+    await button.click()
+    newest = page.locator(".rt-comments > .rt-comment").first
+    await expect(newest).to_be_in_viewport()
+    await expect(newest.locator(".rt-card").first).to_be_focused()
+    await expect(button).to_be_hidden()
+    assert await page.locator(".rt-thread [aria-live]").count() == 1
+    await expect(page.locator(".rt-thread [aria-live]")).to_have_text("2 new comments")
