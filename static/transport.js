@@ -20,8 +20,9 @@ export class Transport {
   }
 
   get state() {
-    if (this.connected) return "live";
-    return navigator.onLine === false ? "offline" : "reconnecting";
+    // A browser that knows it is offline is believed over a socket that has not noticed yet.
+    if (navigator.onLine === false) return "offline";
+    return this.connected ? "live" : "reconnecting";
   }
 
   changed(connected) {

@@ -151,11 +151,12 @@ async def start_server(database_url: str, uvicorn_options: dict[str, Any] | None
                        **overrides: Any) -> Running:
     """Start the app on a free loopback port and wait until it serves.
 
-    `overrides` are settings; `uvicorn_options` change how uvicorn runs it.
+    `overrides` are settings (`port` restarts a server where one ran); `uvicorn_options`
+    change how uvicorn runs it.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", overrides.pop("port", 0)))
     port = sock.getsockname()[1]
     settings = Settings(database_url=database_url, host="127.0.0.1", port=port,
                         data_dir=Path("unused"), **overrides)
