@@ -48,6 +48,7 @@ SCENARIOS = {
     "5": "Reads",
     "6": "Two nodes",
     "7": "Reference broadcaster",
+    "9": "Embed first paint in a browser",
 }
 P99_LIMIT_MS = 100.0
 TARGET_DELIVERIES = 20000
@@ -822,9 +823,15 @@ def scenario_5(ctx: Context, results: dict[str, Any]) -> None:
                  "page p50 ms (8 readers)", "server CPU %", "core0/core1 busy %"], rows))
 
 
+def scenario_9(ctx: Context, results: dict[str, Any]) -> None:
+    from bench import embed_paint  # its own module; imported late, it imports this one
+
+    embed_paint.run(ctx, results)
+
+
 RUNNERS: dict[str, Callable[[Context, dict[str, Any]], None]] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
-    "6": scenario_6, "7": scenario_7,
+    "6": scenario_6, "7": scenario_7, "9": scenario_9,
 }
 
 
@@ -967,7 +974,7 @@ def main(scenarios: list[str], quick: bool, out: Path, command: str) -> int:
     chosen = scenarios or sorted(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        raise SystemExit(f"unknown scenario {unknown[0]!r}; choose from 1-7")
+        raise SystemExit(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     # Figures of 7 are ratios to those of 1: run 1 first when both are asked.
     chosen = sorted(set(chosen))
     raise_fd_limit()
