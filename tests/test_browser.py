@@ -183,7 +183,7 @@ async def test_own_comment_edit_and_delete(open_page: OpenPage, post: dict[str, 
     await expect(mine).to_have_count(1)
 
     await mine.locator(".rt-edit").click()
-    await mine.locator(".rt-edit-form textarea").fill("Second thoughts")
+    await writer.get_by_label("Edit your comment").fill("Second thoughts")
     await mine.locator(".rt-edit-form button[type=submit]").click()
     seen = reader.locator(".rt-comment", has_text="Second thoughts")
     await expect(seen).to_have_count(1, timeout=LIVE)
