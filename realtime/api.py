@@ -20,7 +20,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from .models import Draft, Moderator
+from .models import FILTERS, Draft, Moderator
 from .schemas import (
     BIGINT,
     SLUG,
@@ -38,6 +38,9 @@ from .service import Actor, Service
 from .state import state_of
 
 MAX_BODY = 64 * 1024
+# What the audit log records: the moderation actions, edits, and changes of settings, bans
+# and posts.
+AUDIT_ACTIONS = (*moderation.ACTIONS, "edit", "settings", "ban", "unban", "post")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -182,12 +185,13 @@ async def get_post(request: Request) -> Response:
 
 
 async def put_post(request: Request) -> Response:
-    await require_moderator(request)
+    moderator = await require_moderator(request)
     slug: str = request.path_params["slug"]
     if not SLUG.match(slug):
         raise ValidationFailed.field("slug", "must be 1..200 characters of a-z, 0-9, '.', '_', '-'")
     fields = await read_body(request, PostFields)
-    post, created = await _service(request).put_post(slug, fields.model_dump(exclude_unset=True))
+    post, created = await _service(request).put_post(
+        slug, fields.model_dump(exclude_unset=True), moderator)
     return json_response(post.public(), 201 if created else 200)
 
 
@@ -243,7 +247,9 @@ async def login(request: Request) -> Response:
     if request.headers.get("origin"):
         check_origin(request)
     body = await read_body(request, Login)
-    moderator, token = await _service(request).login(body.username, body.password)
+    moderator, token = await _service(request).login(
+        body.username, body.password, ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"))
     response = json_response({"moderator": {"username": moderator.username}})
     days = state_of(request.app).settings.session_days
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=days * 86400, httponly=True,
@@ -267,25 +273,87 @@ async def me(request: Request) -> Response:
     return json_response({"moderator": {"username": moderator.username}})
 
 
+async def list_sessions(request: Request) -> Response:
+    moderator = await require_moderator(request, write=False)
+    token = request.cookies.get(auth.SESSION_COOKIE, "")
+    return json_response({"sessions": await _service(request).sessions(moderator, token)})
+
+
+async def end_session(request: Request) -> Response:
+    moderator = await require_moderator(request)
+    await _service(request).end_session(moderator, id_of(request, "session"))
+    return Response(status_code=204)
+
+
+async def end_all_sessions(request: Request) -> Response:
+    moderator = await require_moderator(request)
+    await _service(request).end_all_sessions(moderator)
+    response = Response(status_code=204)
+    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+def query_filter(request: Request, default: str) -> tuple[str, str | None]:
+    """The `status` filter (a status, `reported` or `all`) and the `post` slug, else 422."""
+    status = request.query_params.get("status", default)
+    if status not in FILTERS:
+        raise ValidationFailed.field("status", "must be one of " + ", ".join(FILTERS))
+    post = request.query_params.get("post") or None
+    if post is not None and not SLUG.match(post):
+        raise ValidationFailed.field("post", "must be a post's slug")
+    return status, post
+
+
+def query_ids(request: Request) -> list[int] | None:
+    """`ids`: up to 100 comma-separated comment ids, else 422."""
+    raw = request.query_params.get("ids")
+    if raw is None:
+        return None
+    parts = raw.split(",")
+    if not 0 < len(parts) <= 100 or not all(p.isdigit() and 0 < int(p) <= BIGINT
+                                             for p in parts):
+        raise ValidationFailed.field("ids", "must be 1 to 100 comma-separated comment ids")
+    return [int(p) for p in parts]
+
+
 async def moderation_queue(request: Request) -> Response:
     await require_moderator(request, write=False)
-    status = request.query_params.get("status", "pending")
-    if status not in {"pending", "approved", "spam", "rejected", "deleted", "all"}:
-        raise ValidationFailed.field(
-            "status", "must be pending, approved, spam, rejected, deleted or all")
+    status, post = query_filter(request, "pending")
     limit = query_int(request, "limit", 100, 1, 500) or 100
     after = query_int(request, "after", None, 0, BIGINT)
-    comments, cursor = await _service(request).queue(
-        None if status == "all" else status, after, limit)
+    comments, cursor = await _service(request).queue(status, post, after, limit)
     return json_response({"comments": [c.private() for c in comments], "next": cursor})
+
+
+async def moderation_comments(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    status, post = query_filter(request, "all")
+    limit = query_int(request, "limit", 50, 1, 500) or 50
+    before = query_int(request, "before", None, 0, BIGINT)
+    ids = query_ids(request)
+    comments, cursor = await _service(request).feed(status, post, before,
+                                                    len(ids) if ids else limit, ids)
+    return json_response({"comments": comments, "next": None if ids else cursor})
+
+
+async def moderation_counts(request: Request) -> Response:
+    await require_moderator(request, write=False)
+    _, post = query_filter(request, "all")
+    return json_response({"counts": await _service(request).counts(post)})
 
 
 async def moderation_log(request: Request) -> Response:
     await require_moderator(request, write=False)
     limit = query_int(request, "limit", 100, 1, 500) or 100
     after = query_int(request, "after", None, 0, BIGINT)
-    entries, cursor = await _service(request).audit_log(after, limit)
-    return json_response({"entries": entries, "next": cursor})
+    who = request.query_params.get("moderator") or None
+    action = request.query_params.get("action") or None
+    if action is not None and action not in AUDIT_ACTIONS:
+        raise ValidationFailed.field("action", "must be one of " + ", ".join(AUDIT_ACTIONS))
+    service = _service(request)
+    entries, cursor = await service.audit_log(after, limit, moderator=who, action=action)
+    return json_response({"entries": entries, "next": cursor,
+                          "moderators": await service.audit_moderators()})
 
 
 async def get_policy(request: Request) -> Response:
@@ -344,7 +412,12 @@ ROUTES = [
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),
     Route("/api/auth/me", me, methods=["GET"]),
+    Route("/api/auth/sessions", list_sessions, methods=["GET"]),
+    Route("/api/auth/sessions", end_all_sessions, methods=["DELETE"]),
+    Route("/api/auth/sessions/{id:int}", end_session, methods=["DELETE"]),
     Route("/api/moderation/queue", moderation_queue, methods=["GET"]),
+    Route("/api/moderation/comments", moderation_comments, methods=["GET"]),
+    Route("/api/moderation/counts", moderation_counts, methods=["GET"]),
     Route("/api/moderation/comments/{id:int}/{action}", moderate, methods=["POST"]),
     Route("/api/moderation/log", moderation_log, methods=["GET"]),
     Route("/api/moderation/settings", get_policy, methods=["GET"]),

@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", str, "info", "debug, info, warning or error"),
     Setting("auto_create", bool, True,
             "a page of an allowed origin creates its thread on first view (10 per IP per hour)"),
+    Setting("login_max_failures", int, 10,
+            "failed logins per username and address in 15 minutes before 429"),
+    Setting("login_max_failures_per_ip", int, 50,
+            "failed logins per address (IPv6: per /64) in 15 minutes before 429"),
 )
 
 
@@ -101,6 +105,8 @@ class Settings:
     pool_size: int = 10
     log_level: str = "info"
     auto_create: bool = True
+    login_max_failures: int = 10
+    login_max_failures_per_ip: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,9 @@ import orjson
 
 VISIBLE = "approved"
 REMOVED = frozenset({"deleted", "rejected", "spam"})
+STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
+# What moderators can list comments by: a status, approved comments with open reports, or all.
+FILTERS = (*STATUSES, "reported", "all")
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -125,6 +128,16 @@ class Moderator:
 
     id: int
     username: str
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit log entry to write in the same transaction as the change it records."""
+
+    moderator: str
+    action: str
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

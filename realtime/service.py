@@ -14,7 +14,8 @@ import orjson
 from . import auth, moderation, render
 from .config import Settings
 from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from .models import Comment, Draft, Event, Moderator, Post, Verdict, iso
+from .logins import WINDOW, Hashing, Logins
+from .models import Audit, Comment, Draft, Event, Moderator, Post, Verdict, iso
 from .store import Store, ThreadPage
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
@@ -51,13 +52,14 @@ class Actor:
     edit_token: str | None = None
 
 
-class Service:
+class Service(Logins):
     """What the server does, independent of how the request arrived."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self._previews = asyncio.Semaphore(PREVIEWS_AT_ONCE)
+        self.hashing = Hashing()
 
     async def create_comment(self, slug: str, draft: Draft, *,
                              check_author: bool = True) -> Created:
@@ -104,14 +106,15 @@ class Service:
     async def put_policy(self, changes: dict[str, Any], moderator: Moderator) -> moderation.Policy:
         """Replace the fields given; every node applies the result to its next comment."""
         policy = (await self.policy()).merged(changes)
-        await self.store.put_policy(policy.public())
-        await self.store.audit(moderator, "settings", None, None)
+        await self.store.put_policy(policy.public(), Audit(moderator.username, "settings",
+                                                           detail={"changes": changes}))
         return policy
 
     async def ban(self, kind: str, value: str | None, comment_id: int | None, *, shadow: bool,
                   reason: str | None, expires_at: str | None,
                   moderator: Moderator) -> dict[str, Any]:
         """Ban by IP, e-mail or name: a value given, or taken from a comment's author."""
+        comment = None
         if comment_id is not None:
             comment = await self.store.get_comment(comment_id)
             value = {"ip": comment.ip, "email": comment.author_email,
@@ -128,15 +131,14 @@ class Service:
         elif kind == "email":
             value = value.lower()
         expires = datetime.fromisoformat(expires_at) if expires_at else None
-        ban = await self.store.add_ban(kind, value, shadow=shadow, reason=reason,
-                                       expires_at=expires, created_by=moderator.username)
-        await self.store.audit(moderator, "ban", None, reason)
-        return ban
+        return await self.store.add_ban(kind, value, shadow=shadow, reason=reason,
+                                        expires_at=expires, created_by=moderator.username,
+                                        audit=Audit(moderator.username, "ban", reason),
+                                        comment=comment)
 
     async def lift_ban(self, ban_id: int, moderator: Moderator) -> None:
         """Remove a ban."""
-        await self.store.delete_ban(ban_id)
-        await self.store.audit(moderator, "unban", None, None)
+        await self.store.delete_ban(ban_id, Audit(moderator.username, "unban"))
 
     def _policy(self, stored: str | None) -> moderation.Policy:
         base = moderation.Policy.defaults(self.settings)
@@ -205,15 +207,38 @@ class Service:
         except NotFound:
             return None
 
-    async def queue(self, status: str | None, after: int | None,
+    async def queue(self, status: str, post: str | None, after: int | None,
                     limit: int) -> tuple[list[Comment], int | None]:
-        """Comments of one status (None: all) over every post, oldest first."""
-        return await self.store.queue(status, after, limit)
+        """Comments of one filter (a status, `reported` or `all`) over every post or one,
+        oldest first."""
+        return await self.store.moderator_comments(status, await self._post_id(post),
+                                                   after=after, limit=limit, newest_first=False)
 
-    async def audit_log(self, after: int | None,
-                        limit: int) -> tuple[list[dict[str, Any]], int | None]:
-        """Moderator actions, newest first."""
-        return await self.store.audit_log(after, limit)
+    async def feed(self, status: str, post: str | None, before: int | None, limit: int,
+                   ids: list[int] | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """The console's feed: comments of one filter, newest first, each in the moderator
+        view with its `context`."""
+        comments, cursor = await self.store.moderator_comments(
+            status, await self._post_id(post), before=before, ids=ids, limit=limit,
+            newest_first=True)
+        contexts = await self.store.contexts(comments)
+        return [{**c.private(), "context": contexts[c.id]} for c in comments], cursor
+
+    async def counts(self, post: str | None) -> dict[str, int]:
+        """How many comments each filter of the feed holds, over every post or one."""
+        return await self.store.status_counts(await self._post_id(post))
+
+    async def _post_id(self, slug: str | None) -> int | None:
+        return None if slug is None else (await self.store.get_post(slug)).id
+
+    async def audit_log(self, after: int | None, limit: int, *, moderator: str | None = None,
+                        action: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """Moderator actions, newest first, optionally of one moderator and one action."""
+        return await self.store.audit_log(after, limit, moderator=moderator, action=action)
+
+    async def audit_moderators(self) -> list[str]:
+        """The moderators named in the audit log."""
+        return await self.store.audit_moderators()
 
     async def list_bans(self) -> list[dict[str, Any]]:
         """Every ban, newest first."""
@@ -223,6 +248,7 @@ class Service:
         """Forget what the retention settings let go: events past their window."""
         await self.store.prune_events(older_than)
         await self.store.prune_thread_creations()
+        await self.store.prune_login_failures(WINDOW)
 
     async def ping(self) -> None:
         """Raise when the database cannot answer."""
@@ -258,67 +284,54 @@ class Service:
                 return None
             return {"body": body, "html": html, "edited_at": datetime.now(UTC)}
 
-        written = await self.store.change_comment(comment_id, change)
+        written = await self.store.change_comment(comment_id, change,
+                                                  audit=self._audit(actor, "edit"))
         if actor.moderator is not None:
-            await self.store.audit(actor.moderator, "edit", written.comment, None)
             return written.comment.private()
         return written.comment.for_author()
 
     async def delete_comment(self, comment_id: int, actor: Actor) -> None:
         """Remove a comment from public view; a tombstone stays while it has replies."""
         await self._authorize(comment_id, actor)
-        written = await self.store.change_comment(
-            comment_id, lambda c: None if c.status == "deleted" else {"status": "deleted"})
-        if actor.moderator is not None:
-            await self.store.audit(actor.moderator, "delete", written.comment, None)
+        await self.store.change_comment(
+            comment_id, lambda c: None if c.status == "deleted" else {"status": "deleted"},
+            audit=self._audit(actor, "delete"))
 
     async def moderate(self, comment_id: int, action: str, moderator: Moderator,
                        version: int | None, reason: str | None) -> Comment:
-        """approve, reject, spam, delete or restore; a stale `version` is a conflict."""
+        """approve, reject, spam, delete or restore; a stale `version` is a conflict.
+
+        Approving (or restoring) a reported comment dismisses its reports: a moderator has
+        looked and kept it.
+        """
 
         def change(current: Comment) -> dict[str, Any] | None:
             status = moderation.action_status(action, current.status)
-            return None if status == current.status else {"status": status}
+            columns: dict[str, Any] = {}
+            if status != current.status:
+                columns["status"] = status
+            if status == "approved" and current.report_count:
+                columns["report_count"] = 0
+            return columns or None
 
-        written = await self.store.change_comment(comment_id, change, expected_version=version)
-        if written.changed:
-            await self.store.audit(moderator, action, written.comment, reason)
+        written = await self.store.change_comment(
+            comment_id, change, expected_version=version,
+            audit=Audit(moderator.username, action, reason))
         return written.comment
 
-    async def put_post(self, slug: str, fields: dict[str, Any]) -> tuple[Post, bool]:
-        """Create or update a post; new posts take the default moderation."""
+    async def put_post(self, slug: str, fields: dict[str, Any],
+                       moderator: Moderator | None = None) -> tuple[Post, bool]:
+        """Create or update a post; new posts take the default moderation. A moderator's
+        change is audited (the operator's, from the command line, is not)."""
         fields = {k: v for k, v in fields.items() if v is not None}
         default = (await self.policy()).default_moderation
-        return await self.store.put_post(slug, fields, default_moderation=default)
+        audit = None if moderator is None else Audit(moderator.username, "post",
+                                                     detail={"changes": fields})
+        return await self.store.put_post(slug, fields, default_moderation=default, audit=audit)
 
-    async def login(self, username: str, password: str) -> tuple[Moderator, str]:
-        """Check a moderator's password and open a session; returns the session token."""
-        found = await self.store.moderator_password(username)
-        if not auth.check_password(found[1] if found else None, password) or found is None:
-            raise Unauthorized("wrong username or password")
-        moderator, password_hash = found
-        if auth.needs_rehash(password_hash):
-            await self.store.set_password_hash(moderator, auth.hash_password(password))
-        token = auth.new_token()
-        expires = datetime.now(UTC) + timedelta(days=self.settings.session_days)
-        await self.store.create_session(moderator, token, expires)
-        return moderator, token
-
-    async def session_moderator(self, token: str) -> Moderator | None:
-        """The moderator a live session token belongs to."""
-        return await self.store.session_moderator(token)
-
-    async def logout(self, token: str) -> None:
-        """End a session."""
-        await self.store.delete_session(token)
-
-    async def create_moderator(self, username: str, password: str) -> Moderator:
-        """Add a moderator (or reset the password of one)."""
-        if not username.strip() or len(username) > 100:
-            raise ValidationFailed.field("username", "must be 1..100 characters")
-        if len(password) < 8:
-            raise ValidationFailed.field("password", "must be at least 8 characters")
-        return await self.store.create_moderator(username.strip(), auth.hash_password(password))
+    @staticmethod
+    def _audit(actor: Actor, action: str) -> Audit | None:
+        return None if actor.moderator is None else Audit(actor.moderator.username, action)
 
     async def _authorize(self, comment_id: int, actor: Actor) -> None:
         if actor.moderator is not None:

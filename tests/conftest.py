@@ -37,7 +37,7 @@ from realtime.server import uvicorn_config
 from realtime.store import Store
 
 TABLES = ("posts, comments, events, moderators, sessions, bans, settings, audit_log,"
-          " thread_creations")
+          " thread_creations, login_failures")
 MOD_USER, MOD_PASSWORD = "mod", "correct horse battery"
 
 

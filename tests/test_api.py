@@ -539,7 +539,8 @@ async def test_moderation_log_lists_actions(client: httpx.AsyncClient, mod: http
     await mod.post(f"/api/moderation/comments/{cid}/restore")
     log = (await mod.get("/api/moderation/log")).json()
     assert [(e["action"], e["comment_id"], e["post"]) for e in log["entries"]] == [
-        ("restore", cid, "hello-world"), ("spam", cid, "hello-world")]
+        ("restore", cid, "hello-world"), ("spam", cid, "hello-world"),
+        ("post", None, "hello-world")]
     assert log["entries"][1]["reason"] == "link farm" and log["entries"][1]["moderator"] == "mod"
     page = (await mod.get("/api/moderation/log", params={"limit": 1})).json()
     assert len(page["entries"]) == 1 and page["next"] == log["entries"][0]["id"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .accounts import AccountStore
 from .base import COMMENT_COLUMNS, Written, token_hash
 from .comments import CommentStore
+from .feed import FeedStore
 from .moderation import ModerationStore
 from .posts import PostStore
 from .threads import ThreadPage, ThreadStore
@@ -17,7 +18,7 @@ from .threads import ThreadPage, ThreadStore
 __all__ = ["COMMENT_COLUMNS", "Store", "ThreadPage", "Written", "token_hash"]
 
 
-class Store(PostStore, CommentStore, ThreadStore, ModerationStore, AccountStore):
+class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore):
     """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
 
     async def ping(self) -> None:

@@ -1,15 +1,36 @@
-"""Moderator accounts and their sessions."""
+"""Moderator accounts, their sessions, and the failed logins that throttle guessing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
+from typing import Any
 
-from ..models import Moderator
+from ..errors import NotFound
+from ..models import Moderator, iso
 from .base import StoreBase, token_hash
+
+# Failed logins of the last window, for one address and for one account at that address,
+# capped at what the limits need, with the time the oldest counted one leaves the window.
+# $1 address, $2 account, $3 window, $4 per-account limit, $5 per-address limit.
+FAILURES = """
+WITH by_address AS (SELECT created_at FROM login_failures
+                     WHERE address = $1 AND created_at > now() - $3::interval
+                     ORDER BY created_at DESC LIMIT $5),
+     by_account AS (SELECT created_at FROM login_failures
+                     WHERE address = $1 AND account = $2 AND created_at > now() - $3::interval
+                     ORDER BY created_at DESC LIMIT $4)
+SELECT (SELECT count(*) FROM by_address) AS address_n,
+       extract(epoch FROM (SELECT min(created_at) FROM by_address) + $3::interval - now())
+           AS address_wait,
+       (SELECT count(*) FROM by_account) AS account_n,
+       extract(epoch FROM (SELECT min(created_at) FROM by_account) + $3::interval - now())
+           AS account_wait
+"""
 
 
 class AccountStore(StoreBase):
-    """The moderators and sessions tables."""
+    """The moderators, sessions and login_failures tables."""
 
     async def create_moderator(self, username: str, password_hash: str) -> Moderator:
         """Add a moderator, or set a new password for an existing one."""
@@ -31,11 +52,13 @@ class AccountStore(StoreBase):
         await self.pool.execute("UPDATE moderators SET password_hash = $2 WHERE id = $1",
                                 moderator.id, password_hash)
 
-    async def create_session(self, moderator: Moderator, token: str, expires_at: datetime) -> None:
-        """Remember a login."""
+    async def create_session(self, moderator: Moderator, token: str, expires_at: datetime, *,
+                             ip: str | None = None, user_agent: str | None = None) -> None:
+        """Remember a login, and where it came from."""
         await self.pool.execute(
-            "INSERT INTO sessions (token_hash, moderator_id, expires_at) VALUES ($1, $2, $3)",
-            token_hash(token), moderator.id, expires_at)
+            "INSERT INTO sessions (token_hash, moderator_id, expires_at, ip, user_agent)"
+            " VALUES ($1, $2, $3, $4::inet, $5)",
+            token_hash(token), moderator.id, expires_at, ip, user_agent)
 
     async def session_moderator(self, token: str) -> Moderator | None:
         """The moderator a live session token belongs to."""
@@ -47,3 +70,60 @@ class AccountStore(StoreBase):
     async def delete_session(self, token: str) -> None:
         """Forget a login."""
         await self.pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash(token))
+
+    async def sessions(self, moderator: Moderator, token: str) -> list[dict[str, Any]]:
+        """A moderator's live sessions, newest first; `current` marks the one of `token`."""
+        rows = await self.pool.fetch(
+            "SELECT id, created_at, expires_at, host(ip) AS ip, user_agent,"
+            " token_hash = $2 AS current FROM sessions"
+            " WHERE moderator_id = $1 AND expires_at > now() ORDER BY created_at DESC, id DESC",
+            moderator.id, token_hash(token))
+        return [{**dict(r), "created_at": iso(r["created_at"]),
+                 "expires_at": iso(r["expires_at"])} for r in rows]
+
+    async def end_session(self, moderator: Moderator, session_id: int) -> None:
+        """End one of the moderator's own sessions, or NotFound."""
+        result: str = await self.pool.execute(
+            "DELETE FROM sessions WHERE id = $1 AND moderator_id = $2", session_id, moderator.id)
+        if result.endswith(" 0"):
+            raise NotFound(f"no session {session_id}")
+
+    async def end_all_sessions(self, moderator: Moderator) -> int:
+        """End every session of the moderator, on every device; how many there were."""
+        result: str = await self.pool.execute("DELETE FROM sessions WHERE moderator_id = $1",
+                                              moderator.id)
+        return int(result.rsplit(" ", 1)[1])
+
+    async def begin_login(self, address: str, account: bytes, window: timedelta,
+                          per_account: int, per_address: int) -> tuple[int | None, int]:
+        """Count a login attempt as failed until it proves right: (its id, 0); or (None,
+        seconds to wait) when the address, or the account at this address, is at its limit.
+
+        The count and the insert run under a lock on the address, on every node alike, so
+        attempts sent at once cannot all slip under the limit before any is counted.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7331))",
+                               f"login:{address}")
+            row = await conn.fetchrow(FAILURES, address, account, window, per_account,
+                                      per_address)
+            waits = [row[f"{what}_wait"] for what, limit in (("account", per_account),
+                                                            ("address", per_address))
+                     if row[f"{what}_n"] >= limit]
+            if waits:
+                return None, max(1, math.ceil(max(waits)))
+            attempt: int = await conn.fetchval(
+                "INSERT INTO login_failures (account, address) VALUES ($1, $2) RETURNING id",
+                account, address)
+            return attempt, 0
+
+    async def login_succeeded(self, attempt: int, address: str, account: bytes) -> None:
+        """The attempt was right: it and the account's earlier failures here no longer count."""
+        await self.pool.execute(
+            "DELETE FROM login_failures WHERE id = $1 OR (address = $2 AND account = $3)",
+            attempt, address, account)
+
+    async def prune_login_failures(self, window: timedelta) -> None:
+        """Forget failed logins older than the window they count in."""
+        await self.pool.execute(
+            "DELETE FROM login_failures WHERE created_at < now() - $1::interval", window)

@@ -7,9 +7,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..errors import NotFound
 from ..events import NOTIFY_CHANNEL
-from ..models import Comment, Post, Verdict, iso
+from ..models import Audit, Comment, Post, Verdict, iso
 
 POST_COLUMNS = "id, slug, title, url, moderation, open, comment_count, seq, created_at"
 COMMENT_COLUMNS = (
@@ -90,3 +92,15 @@ class StoreBase:
             " SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n",
             post_id, seq, count_delta, [e[0] for e in events], [e[1] for e in events],
             [e[2] for e in events], NOTIFY_CHANNEL, notes)
+
+    async def _audit(self, conn: Any, audit: Audit | None, comment: Comment | None = None,
+                     post_id: int | None = None) -> None:
+        """Write the audit row on the connection of the change it records, so both commit or
+        neither does."""
+        if audit is None:
+            return
+        await conn.execute(
+            "INSERT INTO audit_log (moderator, action, comment_id, post_id, reason, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)", audit.moderator, audit.action,
+            comment.id if comment else None, comment.post_id if comment else post_id,
+            audit.reason, None if audit.detail is None else orjson.dumps(audit.detail).decode())

@@ -15,7 +15,7 @@ import orjson
 
 from ..errors import Conflict, DuplicateComment, NotFound, ThreadClosed, ValidationFailed
 from ..events import moderation_event, notify_payload, public_event
-from ..models import VISIBLE, Comment, Draft, Event, Post, Verdict
+from ..models import VISIBLE, Audit, Comment, Draft, Event, Post, Verdict
 from .base import (
     COMMENT_COLUMNS,
     COMMENT_SELECT,
@@ -115,15 +115,6 @@ class CommentStore(StoreBase):
             raise NotFound(f"no comment {comment_id}")
         return comment_of(row)
 
-    async def queue(self, status: str | None, after: int | None,
-                    limit: int) -> tuple[list[Comment], int | None]:
-        """Comments of one status (or all) over every post, oldest first."""
-        rows = await self.pool.fetch(
-            f"{COMMENT_SELECT} WHERE ($1::text IS NULL OR c.status = $1) AND c.id > $2"
-            " ORDER BY c.id LIMIT $3", status, after or 0, limit + 1)
-        found, cursor = page(rows, limit, "id")
-        return [comment_of(r) for r in found], cursor
-
     async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
         """Events after `since`, or None when some of them were pruned (or the post is gone)."""
         rows = await self.pool.fetch(
@@ -196,8 +187,13 @@ class CommentStore(StoreBase):
 
     async def change_comment(self, comment_id: int,
                              change: Callable[[Comment], dict[str, Any] | None], *,
-                             expected_version: int | None = None) -> Written:
-        """Apply `change` to the locked comment: it returns the columns to set, or None."""
+                             expected_version: int | None = None,
+                             audit: Audit | None = None) -> Written:
+        """Apply `change` to the locked comment: it returns the columns to set, or None.
+
+        `audit` is written in the same transaction when something changed. Setting
+        `report_count` to 0 dismisses the comment's open reports.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             slug = await conn.fetchval(
                 "SELECT p.slug FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = $1",
@@ -217,7 +213,11 @@ class CommentStore(StoreBase):
             await conn.execute(
                 f"UPDATE comments SET {assignments}, version = version + 1 WHERE id = $1",
                 comment_id, *[columns[n] for n in names])
+            if columns.get("report_count") == 0 and before.report_count:
+                await conn.execute("UPDATE reports SET dismissed_at = now()"
+                                   " WHERE comment_id = $1 AND dismissed_at IS NULL", comment_id)
             after = await self._fetch_comment(conn, comment_id)
+            await self._audit(conn, audit, after)
             return Written(after, await self._publish(conn, post, before, after))
 
     async def _place_reply(self, conn: Any, post: Post, parent_id: int | None,

@@ -9,7 +9,7 @@ import orjson
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..events import notify_payload
-from ..models import Post
+from ..models import Audit, Post
 from .base import POST_COLUMNS, StoreBase, page, post_of
 
 
@@ -31,9 +31,12 @@ class PostStore(StoreBase):
             raise NotFound(f"no post {slug!r}")
         return post_of(row)
 
-    async def put_post(self, slug: str, fields: dict[str, Any], *,
-                       default_moderation: str) -> tuple[Post, bool]:
-        """Create the post, or update the fields given; a visible change bumps its seq."""
+    async def put_post(self, slug: str, fields: dict[str, Any], *, default_moderation: str,
+                       audit: Audit | None = None) -> tuple[Post, bool]:
+        """Create the post, or update the fields given; a visible change bumps its seq.
+
+        `audit` is written in the same transaction when the post is created or changed.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"SELECT {POST_COLUMNS} FROM posts WHERE slug = $1 FOR UPDATE", slug)
@@ -49,6 +52,7 @@ class PostStore(StoreBase):
                     fields.get("open", True))
                 if row is None:
                     raise Conflict(f"post {slug!r} was created at the same time")
+                await self._audit(conn, audit, post_id=row["id"])
                 return post_of(row), True
             post = post_of(row)
             updated = replace(post, **fields)
@@ -64,4 +68,5 @@ class PostStore(StoreBase):
                              [(updated.seq, "post.updated", data.decode())],
                              [notify_payload(slug, updated.seq, "post.updated", data, None,
                                              None)])
+            await self._audit(conn, audit, post_id=post.id)
             return updated, False
