@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,6 +30,7 @@ from .config import Settings
 from .errors import RealtimeError, Unavailable
 from .hub import Hub
 from .origins import EmbedOrigins
+from .pages import static_dir
 from .server import goodbye_on_signals
 from .service import Service
 from .state import AppState, state_of
@@ -124,14 +124,6 @@ class RealtimeApp(Starlette):
             await ws.endpoint(WebSocket(scope, receive, send))
             return
         await super().__call__(scope, receive, send)
-
-
-def static_dir() -> Path:
-    """The browser client: realtime/static inside an installed wheel, else static/ beside the
-    package in a source checkout (an editable install maps no data directories)."""
-    package = Path(__file__).resolve().parent
-    installed = package / "static"
-    return installed if installed.is_dir() else package.parent / "static"
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:

@@ -1,11 +1,14 @@
-"""The HTML pages the server shows itself: an index of posts and a demo page per post."""
+"""The HTML pages the server shows itself: an index of posts, a demo page per post, and the
+moderator console."""
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .errors import NotFound
@@ -37,7 +40,7 @@ async def index(request: Request) -> HTMLResponse:
     content = (f"<h1>realtime</h1>\n<ul class=\"rt-posts\">\n{items}\n</ul>" if posts else
                "<h1>realtime</h1><p>No posts yet: <code>realtime create-post SLUG --title T</code>"
                " or <code>realtime serve --demo</code>.</p>")
-    content += '\n<p><a href="/static/moderate.html">Moderation</a></p>'
+    content += '\n<p><a href="/moderate">Moderation</a></p>'
     return HTMLResponse(PAGE.format(title="realtime", content=content))
 
 
@@ -54,7 +57,44 @@ async def post_page(request: Request) -> HTMLResponse:
     return HTMLResponse(PAGE.format(title=escape(post.title), content=content))
 
 
+# The console shows e-mail and IP addresses and acts with the moderator's cookie: no other
+# page may frame it (clickjacking), and it loads nothing but its own scripts and styles.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+                               " img-src 'self' data:; connect-src 'self'; object-src 'none';"
+                               " base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def static_dir() -> Path:
+    """The browser client: realtime/static inside an installed wheel, else static/ beside the
+    package in a source checkout (an editable install maps no data directories)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "static"
+    return installed if installed.is_dir() else package.parent / "static"
+
+
+@cache
+def _console_html() -> bytes:
+    return (static_dir() / "moderate.html").read_bytes()
+
+
+async def console(request: Request) -> Response:
+    return Response(_console_html(), media_type="text/html; charset=utf-8",
+                    headers=CONSOLE_HEADERS)
+
+
+async def old_console(request: Request) -> Response:
+    return RedirectResponse("/moderate", status_code=308, headers=CONSOLE_HEADERS)
+
+
 ROUTES = [
     Route("/", index, methods=["GET"]),
     Route("/p/{slug}", post_page, methods=["GET"]),
+    Route("/moderate", console, methods=["GET"]),
+    # Where the console used to be; bookmarks keep working.
+    Route("/static/moderate.html", old_console, methods=["GET"]),
 ]
