@@ -23,7 +23,7 @@ from playwright.async_api import (
 
 from realtime.models import Draft
 
-from conftest import MOD_PASSWORD, MOD_USER, Running, comment_body, wait_for
+from conftest import Running, comment_body, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -245,53 +245,6 @@ async def test_validation_error_keeps_the_text(open_page: OpenPage, client: http
         "Please give a name (at most 100 characters).")
     await expect(form.locator("[name=body]")).to_have_value(text)
     await expect(page.locator(".rt-comment")).to_have_count(0)
-
-
-async def test_moderator_console_approves_live(open_page: OpenPage, mod: httpx.AsyncClient,
-                                               client: httpx.AsyncClient,
-                                               post: dict[str, Any]) -> None:
-    """A moderator logs in, sees a held comment, approves it, and readers see it appear live."""
-    answer = await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
-    assert answer.status_code == 200, answer.text
-    writer = await open_page(f"/p/{SLUG}")
-    reader = await open_page(f"/p/{SLUG}")
-    await expect(reader.locator(".rt-count")).to_have_text("No comments yet")
-    form = writer.locator(".rt-form")
-    await form.locator("[name=name]").fill("Ann")
-    await form.locator("[name=email]").fill("ann@example.org")
-    await form.locator("[name=body]").fill("Please let me in")
-    await form.locator(".rt-submit").click()
-    held = writer.locator(".rt-status-pending")
-    await expect(held.locator(".rt-badge")).to_have_text("awaiting moderation")
-    held_id = int((await held.get_attribute("id") or "").removeprefix("comment-"))
-    await writer.reload()  # only its author sees it, from this browser's storage
-    await expect(held.locator(".rt-body")).to_have_text("Please let me in")
-    await expect(writer.locator(".rt-count")).to_have_text("No comments yet")
-
-    console = await open_page("/static/moderate.html")
-    login = console.locator(".rt-login")
-    await login.locator("[name=username]").fill(MOD_USER)
-    await login.locator("[name=password]").fill(MOD_PASSWORD)
-    await login.locator("button[type=submit]").click()
-    await expect(console.locator(".rt-who")).to_have_text(f"Logged in as {MOD_USER}")
-    row = console.locator(f"#rt-m-{held_id}")
-    await expect(row.locator(".rt-badge")).to_have_text("pending")
-    await expect(row.locator(".rt-email")).to_have_text("ann@example.org")
-
-    # The feed is live: a comment held after the console opened shows up without a reload.
-    later = await add_comment(client, "Me too, please", "Bob")
-    await expect(console.locator(f"#rt-m-{later['id']} .rt-badge")).to_have_text(
-        "pending", timeout=LIVE)
-
-    await row.locator("[data-action=approve]").click()
-    await expect(row.locator(".rt-badge")).to_have_text("approved")
-    for page in (reader, writer):
-        shown = comment(page, held_id)
-        await expect(shown.locator(".rt-body")).to_have_text("Please let me in", timeout=LIVE)
-        await expect(shown.locator(".rt-badge")).to_have_count(0)
-        await expect(page.locator(".rt-count")).to_have_text("1 comment")
-    await expect(comment(reader, later["id"])).to_have_count(0)
-    assert await reader.locator(".rt-comment").count() == 1
 
 
 async def test_reader_resumes_after_gap_and_restart(open_page: OpenPage, server: Running,
