@@ -20,7 +20,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from .models import FILTERS, Draft, Moderator
+from .models import AUDIT_ACTIONS, FILTERS, Draft, Moderator
 from .schemas import (
     BIGINT,
     SLUG,
@@ -38,9 +38,6 @@ from .service import Actor, Service
 from .state import state_of
 
 MAX_BODY = 64 * 1024
-# What the audit log records: the moderation actions, edits, and changes of settings, bans
-# and posts.
-AUDIT_ACTIONS = (*moderation.ACTIONS, "edit", "settings", "ban", "unban", "post")
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -13,6 +13,10 @@ REMOVED = frozenset({"deleted", "rejected", "spam"})
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
 # What moderators can list comments by: a status, approved comments with open reports, or all.
 FILTERS = (*STATUSES, "reported", "all")
+# What the audit log records: the moderation actions, edits, and changes of settings, bans
+# and posts.
+AUDIT_ACTIONS = ("approve", "reject", "spam", "delete", "restore", "edit", "settings", "ban",
+                 "unban", "post")
 
 
 def iso(ts: datetime | None) -> str | None:

@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
+from .models import AUDIT_ACTIONS, FILTERS
 from .moderation import ACTIONS
 from .schemas import (
+    SLUG,
     CommentEdit,
     Login,
     ModeratorAction,
@@ -98,8 +100,30 @@ POLICY = _wrapped(default_moderation={"enum": ["post", "pre"]},
 LOG = _wrapped(entries={"type": "array", "items": _wrapped(
     id={"type": "integer"}, moderator={"type": "string"}, action={"type": "string"},
     comment_id={"type": ["integer", "null"]}, post={"type": ["string", "null"]},
-    reason={"type": ["string", "null"]}, created_at={"type": "string", "format": "date-time"})},
-    next={"type": ["integer", "null"]})
+    reason={"type": ["string", "null"]}, detail={"type": ["object", "null"]},
+    created_at={"type": "string", "format": "date-time"})},
+    next={"type": ["integer", "null"]},
+    moderators={"type": "array", "items": {"type": "string"}})
+_counts = {"type": "integer", "minimum": 0}
+CONTEXT = _wrapped(
+    post={"type": ["object", "null"], "properties": {
+        "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str}},
+    parent={"type": ["object", "null"], "properties": {
+        "id": {"type": "integer"}, "author": _wrapped(name={"type": "string"}),
+        "status": {"type": "string"}, "excerpt": {"type": "string"}}},
+    author=_wrapped(by={"enum": ["email", "name"]}, approved=_counts, pending=_counts,
+                    spam=_counts, rejected=_counts, deleted=_counts,
+                    bans={"type": "array", "items": BAN}),
+    reports={"type": "array", "items": _wrapped(
+        reason={"type": "string"}, created_at={"type": "string", "format": "date-time"})})
+FEED = _wrapped(comments={"type": "array", "items": {"allOf": [
+    _ref("Comment"), _wrapped(context=CONTEXT)]}}, next={"type": ["integer", "null"]})
+COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in (
+    "pending", "reported", "approved", "spam", "rejected", "deleted", "all")}))
+SESSIONS = _wrapped(sessions={"type": "array", "items": _wrapped(
+    id={"type": "integer"}, created_at={"type": "string", "format": "date-time"},
+    expires_at={"type": "string", "format": "date-time"}, ip=_nullable_str,
+    user_agent=_nullable_str, current={"type": "boolean"})})
 
 # (method, path, summary, request model, {status: schema or None}, query parameters)
 OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
@@ -133,12 +157,22 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
     ("post", "/api/auth/login", "Log in as a moderator", "Login", {200: MODERATOR}, []),
     ("post", "/api/auth/logout", "Log out", None, {204: None}, []),
     ("get", "/api/auth/me", "The logged-in moderator", None, {200: MODERATOR}, []),
-    ("get", "/api/moderation/queue", "Comments of any status on all posts", None,
-     {200: QUEUE}, ["status", "limit", "after"]),
+    ("get", "/api/auth/sessions", "The moderator's live sessions", None, {200: SESSIONS}, []),
+    ("delete", "/api/auth/sessions", "Log out everywhere: end every session of the moderator",
+     None, {204: None}, []),
+    ("delete", "/api/auth/sessions/{id}", "End one of the moderator's sessions", None,
+     {204: None}, []),
+    ("get", "/api/moderation/queue", "Comments of any status on all posts, oldest first", None,
+     {200: QUEUE}, ["status", "post", "limit", "after"]),
+    ("get", "/api/moderation/comments",
+     "The moderator feed: comments by filter and post, newest first, each with its context",
+     None, {200: FEED}, ["status", "post", "before", "limit", "ids"]),
+    ("get", "/api/moderation/counts", "How many comments each filter holds", None,
+     {200: COUNTS}, ["post"]),
     ("post", "/api/moderation/comments/{id}/{action}", "Moderate a comment", "ModeratorAction",
      {200: ONE_COMMENT}, []),
     ("get", "/api/moderation/log", "Moderator actions, newest first", None, {200: LOG},
-     ["limit", "after"]),
+     ["limit", "after", "moderator", "action"]),
     ("get", "/api/moderation/settings", "The moderation policy in force", None,
      {200: POLICY}, []),
     ("put", "/api/moderation/settings", "Change the moderation policy (a subset is fine)",
@@ -163,18 +197,22 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     return params
 
 
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+    "status": {"enum": list(FILTERS)},
+    "post": {"type": "string", "pattern": SLUG.pattern},
+    "ids": {"type": "string", "pattern": r"^[0-9]+(,[0-9]+){0,99}$",
+            "description": "up to 100 comma-separated comment ids"},
+    "moderator": {"type": "string"},
+    "action": {"enum": list(AUDIT_ACTIONS)},
+    "sort": {"enum": ["oldest", "newest"]},
+    "replies": {"type": "integer", "minimum": 0, "maximum": 100},
+    "slugs": {"type": "string", "description": "1 to 100 post slugs, separated by commas"},
+}
+
+
 def _query_parameter(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
-    if name == "limit":
-        schema = {"type": "integer", "minimum": 1, "maximum": 500}
-    elif name == "status":
-        schema = {"enum": ["pending", "approved", "spam", "rejected", "deleted", "all"]}
-    elif name == "sort":
-        schema = {"enum": ["oldest", "newest"]}
-    elif name == "replies":
-        schema = {"type": "integer", "minimum": 0, "maximum": 100}
-    elif name == "slugs":
-        schema = {"type": "string", "description": "1 to 100 post slugs, separated by commas"}
+    schema = QUERY_SCHEMAS.get(name, {"type": "integer", "minimum": 0})
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
