@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from realtime import moderation
+
 from conftest import Live, Running, comment_body
 from test_api import assert_problem
 
@@ -275,3 +277,19 @@ async def test_audit_log_filters_and_details(mod: httpx.AsyncClient, client: htt
     assert nobody.json()["entries"] == []
     assert_problem(await mod.get("/api/moderation/log", params={"action": "dance"}),
                    422, "validation_error")
+
+
+async def test_console_api_is_in_openapi(client: httpx.AsyncClient) -> None:
+    """The feed, counts, sessions and log filters are described in /openapi.json."""
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/api/moderation/comments", "/api/moderation/counts", "/api/auth/sessions",
+            "/api/auth/sessions/{id}"} <= set(paths)
+    assert set(paths["/api/auth/sessions"]) == {"get", "delete"}
+    feed_params = {p["name"] for p in paths["/api/moderation/comments"]["get"]["parameters"]}
+    assert feed_params == {"status", "post", "before", "limit", "ids"}
+    log_params = {p["name"]: p for p in paths["/api/moderation/log"]["get"]["parameters"]}
+    assert set(moderation.ACTIONS) <= set(log_params["action"]["schema"]["enum"])
+    status = next(p for p in paths["/api/moderation/queue"]["get"]["parameters"]
+                  if p["name"] == "status")
+    assert "reported" in status["schema"]["enum"]
