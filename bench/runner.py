@@ -49,6 +49,8 @@ SCENARIOS = {
     "6": "Two nodes",
     "7": "Reference broadcaster",
     "9": "Embed first paint in a browser",
+    "10": "Console live change",
+    "11": "Logins under load",
 }
 P99_LIMIT_MS = 100.0
 TARGET_DELIVERIES = 20000
@@ -829,9 +831,22 @@ def scenario_9(ctx: Context, results: dict[str, Any]) -> None:
     embed_paint.run(ctx, results)
 
 
+def scenario_10(ctx: Context, results: dict[str, Any]) -> None:
+    from bench.console_live import scenario_10 as run
+
+    run(ctx, results)
+
+
+def scenario_11(ctx: Context, results: dict[str, Any]) -> None:
+    from bench.console_logins import scenario_11 as run
+
+    run(ctx, results)
+
+
 RUNNERS: dict[str, Callable[[Context, dict[str, Any]], None]] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
-    "6": scenario_6, "7": scenario_7, "9": scenario_9,
+    "6": scenario_6, "7": scenario_7, "9": scenario_9, "10": scenario_10,
+    "11": scenario_11,
 }
 
 
@@ -974,9 +989,10 @@ def main(scenarios: list[str], quick: bool, out: Path, command: str) -> int:
     chosen = scenarios or sorted(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        raise SystemExit(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+        raise SystemExit(f"unknown scenario {unknown[0]!r}; choose from"
+                         f" {', '.join(sorted(SCENARIOS, key=int))}")
     # Figures of 7 are ratios to those of 1: run 1 first when both are asked.
-    chosen = sorted(set(chosen))
+    chosen = sorted(set(chosen), key=int)
     raise_fd_limit()
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()

@@ -35,7 +35,9 @@ from .store import Store
 
 WINDOW = timedelta(minutes=15)
 MAX_WAITING = 8
-WORKERS = 2
+# One check at a time: argon2 is memory-hard (64 MiB, four lanes), and two at once would
+# double what it takes from the caches the event loop shares.
+WORKERS = 1
 T = TypeVar("T")
 
 _pool: ThreadPoolExecutor | None = None
