@@ -56,8 +56,15 @@ export function reasonText(reason) {
 
 /** Where the comment is on the site: the post's own page when known, else the demo page. */
 export function permalink(comment, post) {
-  const page = post?.url ? new URL(post.url) : new URL(`p/${encodeURIComponent(comment.post)}`,
-    BASE);
+  let page = null;
+  try {
+    page = new URL(post?.url);
+  } catch {
+    // No URL (or an unusable one from an import): the server's own page of the post.
+  }
+  if (!/^https?:$/.test(page?.protocol)) {
+    page = new URL(`p/${encodeURIComponent(comment.post)}`, BASE);
+  }
   page.hash = `comment-${comment.id}`;
   return page.href;
 }
