@@ -316,6 +316,7 @@ async def test_keyboard_bans_and_escape_returns(open_page: Open, client: httpx.A
     """b opens the ban form on the current entry; Escape closes it and focus comes back."""
     troll = await add(client, "Troll text", "Troll")
     console = await open_console(open_page, "/moderate#/feed?status=all")
+    await expect(entry(console, troll["id"])).to_be_visible()
     await console.keyboard.press("j")
     await expect(entry(console, troll["id"])).to_be_focused()
     await console.keyboard.press("b")
