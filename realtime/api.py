@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -130,10 +130,12 @@ async def current_moderator(request: Request) -> Moderator | None:
     return await _service(request).session_moderator(token)
 
 
-def own_origin(request: Request) -> str:
-    """The server's own origin: from REALTIME_PUBLIC_URL, else from the request."""
+def own_origin(request: HTTPConnection) -> str:
+    """The server's own origin: from REALTIME_PUBLIC_URL, else from the request (a WebSocket
+    handshake's ws/wss counting as http/https). Every origin check compares with this."""
     settings = state_of(request.app).settings
-    return auth.origin_of(settings.public_url) or f"{request.url.scheme}://{request.url.netloc}"
+    scheme = {"ws": "http", "wss": "https"}.get(request.url.scheme, request.url.scheme)
+    return auth.origin_of(settings.public_url) or f"{scheme}://{request.url.netloc}"
 
 
 def check_origin(request: Request) -> None:

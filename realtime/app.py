@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -25,10 +23,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import api, catalogs, db, embed_api, metrics, openapi, pages, ws
-from .bus import Bus
 from .config import Settings
 from .errors import RealtimeError, Unavailable
-from .hub import Hub
+from .node import Node
 from .origins import EmbedOrigins
 from .pages import static_dir
 from .server import goodbye_on_signals
@@ -99,15 +96,6 @@ async def openapi_json(request: Request) -> Response:
     return api.json_response(openapi.document())
 
 
-async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await work()
-        except Exception:
-            log.exception("periodic task failed")
-
-
 class RealtimeApp(Starlette):
     """Starlette, with the WebSocket endpoint called ahead of the middleware stack.
 
@@ -131,53 +119,21 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        own_pool: Any = None
-        if store is None:
-            conn = await db.connect(settings.database_url)
-            try:
-                await db.migrate(conn)
-            finally:
-                await conn.close()
-            own_pool = await db.create_pool(settings.database_url, settings.pool_size)
+        own_pool = None if store is not None else \
+            await db.open_pool(settings.database_url, settings.pool_size)
         the_store = store or Store(own_pool)
-
-        node = uuid.uuid4().hex[:12]
         service = Service(the_store, settings)
-        hub = Hub(node_id=node, queue_size=settings.queue_size,
-                  replay_limit=settings.replay_limit, fetch_events=service.events_after,
-                  fetch_private=service.private_comment)
-        bus = Bus(settings.database_url, on_event=hub.notify, on_presence=hub.remote_presence,
-                  on_reconnect=hub.resync)
-        await bus.start()
-
-        async def presence() -> None:
-            changes = hub.presence_changes()
-            if changes:
-                await bus.announce(node, changes)
-            hub.push_presence()
-
-        async def heartbeat() -> None:
-            await bus.announce(node, hub.local_counts())
-
-        async def prune() -> None:
-            await service.prune(timedelta(days=settings.retention_days))
-
+        node = Node(settings, service, the_store.pool, uuid.uuid4().hex[:12])
+        await node.start()
         app.state.realtime = AppState(settings=settings, service=service,
-                                      hub=hub, bus=bus, pool=own_pool,
-                                      metrics=metrics.registry_for(hub, bus))
-        loops = [asyncio.create_task(_every(1.0, presence)),
-                 asyncio.create_task(_every(5.0, heartbeat)),
-                 asyncio.create_task(_every(3600.0, prune))]
-        undo_signals = goodbye_on_signals(hub)
+                                      hub=node.hub, bus=node.bus, pool=own_pool,
+                                      metrics=metrics.registry_for(node.hub, node.bus))
+        undo_signals = goodbye_on_signals(node.hub)
         try:
             yield
         finally:
             undo_signals()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            await hub.close_all(1001, "server going away")
-            await bus.stop()
+            await node.stop()
             if own_pool is not None:
                 await own_pool.close()
 

@@ -51,12 +51,7 @@ def database(settings: Settings) -> Iterator[str]:
 
 def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
     async def main() -> T:
-        conn = await db.connect(url)
-        try:
-            await db.migrate(conn)
-        finally:
-            await conn.close()
-        pool = await db.create_pool(url, 2)
+        pool = await db.open_pool(url, 2)
         try:
             return await work(Service(Store(pool), settings.replace(database_url=url)))
         finally:

@@ -61,6 +61,16 @@ async def create_pool(url: str, size: int) -> Any:
     return await asyncpg.create_pool(url, min_size=min(2, size), max_size=size, reset=_release)
 
 
+async def open_pool(url: str, size: int) -> Any:
+    """Bring the database up to date, then open the pool: how every process starts."""
+    conn = await connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return await create_pool(url, size)
+
+
 async def _release(conn: Any) -> None:
     """Nothing to undo when a connection goes back to the pool.
 

@@ -1,4 +1,4 @@
-"""Channels to subscribers: per-connection bounded queues, fan-out, catch-up and presence.
+"""Channels to subscribers: the fan-out, the hand-over to replays, moderation and presence.
 
 The fan-out never awaits a socket: it writes whole frames into the sockets' transports, each
 frame encoded once for every socket that gets it, and no task wakes per connection. At light
@@ -9,9 +9,13 @@ events pile up into batches. A socket whose buffer is full keeps its messages qu
 queue overflows is closed with 4008 and everyone else goes on at full speed.
 
 Per `post:` channel every subscription remembers the last seq it was given, so nothing is
-sent twice and a gap is noticed. A gap, a large event that travelled as a key, and a
-reconnect of the database listener all lead to the same repair: read the channel's events
-after the lowest seq its subscribers have, from the database, and deliver them in order.
+sent twice and a gap is noticed. A subscribe with `since`, a gap and a reconnect of the
+database listener hand the subscriptions concerned to the channel's `Replay`
+(realtime.replay), which catches them up from `events` and puts them back live. An event too
+large for a NOTIFY travels as its seq: the hub reads it back and delivers it live, holding
+the channel's later events until then, so its subscribers stay live (and can still be cut off
+as slow consumers). Changes on the `moderation` channel always travel as keys: only nodes with
+a moderator subscribed read them, in the order heard.
 """
 
 from __future__ import annotations
@@ -20,173 +24,54 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
 
-from . import protocol
-from .models import Event
+from . import events, protocol
+from .connection import LIVE, OPENING, REPLAYING, Connection, Subscription
+from .errors import NotFound
+from .models import EventPage
+from .presence import IP_PREFIX, Presence
+from .protocol import MODERATION, Close
+from .replay import PAGE, RETRY_S, FetchPage, Replay, entries
 
 log = logging.getLogger(__name__)
 
-FetchEvents = Callable[[str, int, int], Awaitable[list[Event] | None]]
-FetchPrivate = Callable[[int], Awaitable[dict[str, Any] | None]]
-PRESENCE_TTL = 15.0
+# (comment id, version) keys of moderation changes -> (event name, moderator view JSON)
+FetchModeration = Callable[[list[tuple[int, int]]], Awaitable[list[tuple[str, bytes]]]]
 FLUSH_PAUSE_MAX = 0.05
-
-
-class Socket(Protocol):
-    """What the hub needs of a WebSocket (realtime.uvicorn_ws.FrameSocket is the one)."""
-
-    on_resume: Callable[[], None] | None
-
-    @property
-    def paused(self) -> bool: ...
-
-    def write_frame(self, frame: bytes) -> bool: ...
-
-    def close_now(self, code: int, reason: str) -> None: ...
-
-
-class Connection:
-    """One WebSocket's outbound side: a bounded queue of messages and its subscriptions.
-
-    An event goes straight to the socket when nothing waits before it (`write_now`); else the
-    hub's next flush writes what waits as one frame (a JSON array when several wait); no task
-    runs per connection. While the socket's buffer is full it is `paused` and messages wait here;
-    past `limit` the connection is closed with 4008 and everyone else goes on at full speed.
-    The socket's resume schedules the next flush.
-    """
-
-    __slots__ = ("ip", "moderator", "limit", "queue", "closing", "subscriptions", "schedule",
-                 "scheduled", "socket")
-
-    def __init__(self, ip: str | None, moderator: str | None, limit: int,
-                 schedule: Callable[[Connection], None] | None = None) -> None:
-        self.ip = ip
-        self.moderator = moderator
-        self.limit = limit
-        self.queue: list[bytes] = []
-        self.closing: tuple[int, str] | None = None
-        self.subscriptions: dict[str, Subscription] = {}
-        self.schedule = schedule
-        self.scheduled = False
-        self.socket: Socket | None = None
-
-    def attach(self, socket: Socket) -> None:
-        """Start writing to `socket`."""
-        self.socket = socket
-        socket.on_resume = self._due
-        self._due()
-
-    def detach(self) -> None:
-        """Stop writing; the socket is gone."""
-        if self.socket is not None:
-            self.socket.on_resume = None
-            self.socket = None
-
-    def _due(self) -> None:
-        if self.socket is not None and self.schedule is not None and not self.scheduled \
-                and (self.queue or self.closing):
-            self.scheduled = True
-            self.schedule(self)
-
-    def write_now(self, frame: bytes) -> bool:
-        """Write `frame` at once if nothing waits before it; False when it has to queue."""
-        socket = self.socket
-        if socket is None or self.queue or self.closing is not None or socket.paused:
-            return False
-        return socket.write_frame(frame)
-
-    def push(self, message: bytes) -> None:
-        """Queue a message; past the limit the connection is marked to close with 4008."""
-        if self.closing is not None:
-            return
-        if len(self.queue) >= self.limit:
-            self.queue.clear()
-            self.close_soon(4008, "slow consumer")
-            return
-        self.queue.append(message)
-        self._due()
-
-    def close_soon(self, code: int, reason: str) -> None:
-        """Close the socket after what is queued, at the next flush."""
-        if self.closing is None:
-            self.closing = (code, reason)
-        self._due()
-
-    def flush(self, frames: dict[tuple[bytes, ...], bytes]) -> None:
-        """Write what waits as one frame, unless the socket is paused; then any close.
-
-        `frames` caches the encoded frames of one flush: most connections of a channel wait
-        for the same messages, so each distinct frame is built once.
-        """
-        self.scheduled = False
-        socket = self.socket
-        if socket is None or socket.paused and self.closing is None:
-            return
-        if self.queue:
-            messages = tuple(self.queue)
-            self.queue.clear()
-            frame = frames.get(messages)
-            if frame is None:
-                frame = frames[messages] = protocol.text_frame(protocol.batch(list(messages)))
-            socket.write_frame(frame)
-        if self.closing is not None:
-            socket.close_now(*self.closing)
-
-
-class Subscription:
-    """One connection's subscription to one channel."""
-
-    __slots__ = ("conn", "channel", "last", "held")
-
-    def __init__(self, conn: Connection, channel: str) -> None:
-        self.conn = conn
-        self.channel = channel
-        self.last = 0
-        # Live frames wait here while the subscription replays from the database.
-        self.held: list[tuple[int, bytes]] | None = []
-
-    def offer(self, seq: int, frame: bytes) -> bool:
-        """Give the subscriber a post event; False when it reveals a gap."""
-        if self.held is not None:
-            self.held.append((seq, frame))
-            return True
-        if seq <= self.last:
-            return True
-        if seq > self.last + 1:
-            return False
-        self.last = seq
-        self.conn.push(frame)
-        return True
-
-    def go_live(self, replayed_up_to: int) -> bool:
-        """End the replay: send the held frames that the replay did not cover."""
-        held, self.held = self.held or [], None
-        self.last = replayed_up_to
-        return all(self.offer(seq, frame) for seq, frame in sorted(held))
+# A post event heard live: seq, message (None until read back, for one that came as a key),
+# and the reason of a post.reset.
+Heard = tuple[int, bytes | None, str | None]
 
 
 class Hub:
     """Every subscription of this node, and the fan-out of events to them."""
 
-    def __init__(self, *, node_id: str, queue_size: int, replay_limit: int,
-                 fetch_events: FetchEvents, fetch_private: FetchPrivate) -> None:
+    def __init__(self, *, node_id: str, queue_size: int, replay_limit: int, ip_limit: int,
+                 fetch_page: FetchPage, fetch_moderation: FetchModeration) -> None:
         self.node_id = node_id
         self.queue_size = queue_size
         self.replay_limit = replay_limit
-        self.fetch_events = fetch_events
-        self.fetch_private = fetch_private
+        self.ip_limit = ip_limit
+        # An address's count is shared with other nodes once it holds this many here.
+        self.ip_share_at = max(1, ip_limit // 8)
+        self.fetch_page = fetch_page
+        self.fetch_moderation = fetch_moderation
         self.connections: set[Connection] = set()
+        self.moderators: set[Connection] = set()
         self.per_ip: Counter[str | None] = Counter()
         self.channels: dict[str, set[Subscription]] = {}
-        self.repairing: dict[str, bool] = {}
-        # channel -> node -> (count, when heard): what other nodes last said of their counts
-        self.remote: dict[str, dict[str, tuple[int, float]]] = {}
+        # channel -> the highest seq heard live while it has subscribers
+        self.heads: dict[str, int] = {}
+        self.replays: dict[str, Replay] = {}
+        # channel -> events heard after one that travelled as a key, waiting for it to be read
+        self.keyed: dict[str, list[Heard]] = {}
+        self.moderation_keys: list[tuple[int, int]] = []
+        self.moderation_reading = False
+        self.presence = Presence(node_id)
         self.shown: dict[str, int] = {}
-        self.announced: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.dirty: list[Connection] = []
@@ -194,11 +79,22 @@ class Hub:
 
     # connections and subscriptions ------------------------------------------------------
 
-    def connect(self, ip: str | None, moderator: str | None) -> Connection:
-        """A new connection, counted against its IP address."""
-        conn = Connection(ip, moderator, self.queue_size, self._schedule_flush)
+    def admits(self, ip: str | None) -> bool:
+        """Whether `ip` may open another connection: under the limit on all nodes together."""
+        held = self.per_ip[ip]
+        if ip is not None:
+            held += self.presence.elsewhere(IP_PREFIX + ip)
+        return held < self.ip_limit
+
+    def connect(self, ip: str | None, moderator: str | None = None, session: str | None = None,
+                kind: type[Connection] = Connection) -> Connection:
+        """A new connection of `kind` (the transport's), counted against its IP address;
+        `session` is the moderator's session token, watched until it ends."""
+        conn = kind(ip, moderator, self.queue_size, self._schedule_flush, session)
         self.connections.add(conn)
-        self.per_ip[ip] += 1
+        if conn.session is not None:
+            self.moderators.add(conn)
+        self.per_ip[conn.ip] += 1
         return conn
 
     def _schedule_flush(self, conn: Connection) -> None:
@@ -240,16 +136,17 @@ class Hub:
         for channel in list(conn.subscriptions):
             self.unsubscribe(conn, channel)
         conn.detach()
+        self.moderators.discard(conn)
         if conn in self.connections:
             self.connections.discard(conn)
             self.per_ip[conn.ip] -= 1
             if self.per_ip[conn.ip] <= 0:
                 del self.per_ip[conn.ip]
 
-    def subscribe(self, conn: Connection, channel: str) -> Subscription:
-        """Register a subscription first, so nothing published from now on is missed."""
+    def subscribe(self, conn: Connection, channel: str, state: int = OPENING) -> Subscription:
+        """Register a subscription (replacing the connection's old one to the channel)."""
         self.unsubscribe(conn, channel)
-        sub = Subscription(conn, channel)
+        sub = Subscription(conn, channel, state)
         conn.subscriptions[channel] = sub
         self.channels.setdefault(channel, set()).add(sub)
         return sub
@@ -264,124 +161,237 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self.channels[channel]
+                self.heads.pop(channel, None)
+        replay = self.replays.get(channel)
+        if replay is not None:
+            replay.wake()
         return True
 
-    def watching(self, channel: str) -> int:
-        """Connections subscribed to a channel on all nodes."""
-        now = time.monotonic()
-        remote = sum(count for count, seen in self.remote.get(channel, {}).values()
-                     if now - seen < PRESENCE_TTL)
-        return len(self.channels.get(channel, ())) + remote
+    def subscriptions(self, channel: str) -> Iterable[Subscription]:
+        """The subscriptions of a channel on this node."""
+        return self.channels.get(channel, ())
+
+    def head(self, channel: str) -> int:
+        """The highest seq of the channel heard live since it had subscribers here."""
+        return self.heads.get(channel, 0)
+
+    def end(self, sub: Subscription, reason: str) -> None:
+        """End a subscription with `reset`: the client reloads and subscribes again."""
+        conn = sub.conn
+        conn.push(protocol.reset(sub.channel, reason))
+        if conn.subscriptions.get(sub.channel) is sub:
+            self.unsubscribe(conn, sub.channel)
+        conn.ended(sub.channel)
+
+    async def open(self, conn: Connection, channel: str, since: int | None) -> None:
+        """Subscribe to a post channel: `subscribed`, the events after `since`, then live.
+
+        Answers `reset` instead when the client is more than the replay limit behind or its
+        events were pruned, and `error` for an unknown post. The subscription is registered
+        before the first read, so every event committed after that read is heard.
+        """
+        slug = protocol.channel_slug(channel)
+        assert slug is not None, "the moderation channel has no events to replay"
+        sub = self.subscribe(conn, channel)
+        try:
+            page = await self.fetch_page(slug, since, PAGE)
+        except NotFound:
+            if conn.subscriptions.get(channel) is sub:
+                self.unsubscribe(conn, channel)
+            conn.push(protocol.error("not_found", f"no post {slug!r}", channel))
+            return
+        if conn.subscriptions.get(channel) is not sub:
+            return
+        reason = self._refusal(page)
+        if page is None or reason is not None:
+            self.end(sub, reason or "history_expired")
+            return
+        conn.push(protocol.subscribed(channel, page.head, page.head - page.after,
+                                      self.watching(channel)))
+        sub.last = page.after
+        if page.after >= max(page.head, self.head(channel)):
+            sub.state = LIVE
+            return
+        sub.state = REPLAYING
+        self._replay(channel).take(page)
+
+    def _refusal(self, page: EventPage | None) -> str | None:
+        if page is None or page.after > page.head:
+            return "history_expired"
+        if page.head - page.after > self.replay_limit:
+            return "too_far_behind"
+        return None
+
+    def _replay(self, channel: str) -> Replay:
+        """The channel's replay, started if it is not running, and told to look again."""
+        replay = self.replays.get(channel)
+        if replay is None:
+            replay = self.replays[channel] = Replay(self, channel, self.fetch_page,
+                                                    self.replay_limit)
+            self.spawn(replay.run())
+        replay.wake()
+        return replay
+
+    def replay_done(self, channel: str, replay: Replay) -> None:
+        """A replay ran out of subscriptions to serve."""
+        if self.replays.get(channel) is replay:
+            del self.replays[channel]
+
+    def _catch_up(self, subs: Iterable[Subscription]) -> None:
+        """Hand live subscriptions that missed something to their channel's replay."""
+        channels = set()
+        for sub in subs:
+            if sub.state == LIVE:
+                sub.state = REPLAYING
+                channels.add(sub.channel)
+        for channel in channels:
+            self._replay(channel).distrust()
 
     # events from the bus ----------------------------------------------------------------
 
     def notify(self, payload: str) -> None:
         """A NOTIFY from any node, in commit order; must not block."""
-        try:
-            note = orjson.loads(payload)
-            slug: str = note["post"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        note = events.parse_note(payload)
+        if note is None:
             log.warning("ignored a malformed notification")
             return
-        channel = protocol.post_channel(slug)
-        seq = note.get("seq")
-        if seq is not None and channel in self.channels:
-            if note.get("key"):
-                self.repair(channel)
+        channel = protocol.post_channel(note.post)
+        if note.seq is not None and channel in self.channels:
+            entry: Heard = (note.seq, None, None)
+            if note.data is not None:
+                data = orjson.dumps(note.data)
+                reason = events.reset_reason(note.event, data)
+                entry = (note.seq, protocol.reset(channel, reason) if reason is not None else
+                         protocol.event(channel, note.seq, note.event, data), reason)
+            if entry[1] is None or channel in self.keyed:
+                self._hold(channel, entry)
             else:
-                data = orjson.dumps(note["data"])
-                self.deliver(channel, seq, protocol.event(channel, seq, note["event"], data))
-        mod = note.get("mod")
-        if mod is not None and protocol.MODERATION in self.channels:
-            if "data" in mod:
-                self.deliver_moderation(mod["event"], orjson.dumps(mod["data"]))
-            else:
-                self.spawn(self._fetch_moderation(mod["event"], mod["comment_id"]))
+                self._live(channel, entry)
+        if note.mod is not None and MODERATION in self.channels:
+            self.moderation_keys.append(note.mod)
+            if not self.moderation_reading:
+                self.moderation_reading = True
+                self.spawn(self._read_moderation())
+
+    def _live(self, channel: str, entry: Heard) -> None:
+        seq, message, reason = entry
+        if reason is not None:
+            self._reset_live(channel, seq, reason)
+        elif message is not None:
+            self.deliver(channel, seq, message)
+
+    def _hold(self, channel: str, entry: Heard) -> None:
+        """Keep an event heard while an earlier one that travelled as a key is being read."""
+        self._heard(channel, entry[0])
+        waiting = self.keyed.get(channel)
+        if waiting is None:
+            waiting = self.keyed[channel] = []
+            self.spawn(self._read_keyed(channel, waiting))
+        waiting.append(entry)
+
+    async def _read_keyed(self, channel: str, waiting: list[Heard]) -> None:
+        """Read the events that travelled as keys, and deliver them live, in order with those
+        heard meanwhile. If that fails, the channel's subscribers catch up by replay."""
+        slug = protocol.channel_slug(channel)
+        assert slug is not None
+        try:
+            while waiting and channel in self.channels:
+                while waiting and waiting[0][1] is not None:
+                    self._live(channel, waiting.pop(0))
+                if not waiting:
+                    break
+                missing = [entry[0] for entry in waiting if entry[1] is None]
+                page = await self.fetch_page(slug, missing[0] - 1, missing[-1] - missing[0] + 1)
+                found: dict[int, Heard] = {e[0]: e for e in entries(channel, page)} if page else {}
+                if waiting[0][0] not in found:
+                    raise LookupError(f"event {waiting[0][0]} of {channel} cannot be read")
+                waiting[:] = [found.get(entry[0], entry) for entry in waiting]
+        except Exception:
+            log.exception("could not read the events of %s; catching up by replay", channel)
+            self._catch_up(list(self.channels.get(channel, ())))
+        finally:
+            if self.keyed.get(channel) is waiting:
+                del self.keyed[channel]
+
+    def _heard(self, channel: str, seq: int) -> None:
+        if seq > self.heads.get(channel, 0):
+            self.heads[channel] = seq
 
     def deliver(self, channel: str, seq: int, message: bytes) -> None:
-        """Hand one encoded post event to every subscriber of its channel.
+        """Hand one encoded post event to every live subscriber of its channel.
 
         Unless a flush pause is running (under load), the event is written at once to every
         connection that has nothing else waiting, skipping the queue and the flush: the
         first subscribers get it a whole fan-out sooner, and each costs one call, not five.
         """
-        if channel in self.repairing:
-            self.repairing[channel] = True
-            return
+        self._heard(channel, seq)
         subs = self.channels.get(channel, ())
-        gap = False
+        gaps: list[Subscription] = []
         started = time.perf_counter()
         if started >= self.flush_not_before:
             frame = protocol.text_frame(message)
             for sub in subs:
-                if sub.held is None and seq == sub.last + 1 and sub.conn.write_now(frame):
+                if sub.state == LIVE and seq == sub.last + 1 and sub.conn.write_now(frame):
                     sub.last = seq
-                else:
-                    gap = not sub.offer(seq, message) or gap
+                elif not sub.offer(seq, message):
+                    gaps.append(sub)
             self._paced(started)
         else:
             for sub in subs:
-                gap = not sub.offer(seq, message) or gap
+                if not sub.offer(seq, message):
+                    gaps.append(sub)
         self.delivered += len(subs)
-        if gap:
-            self.repair(channel)
+        if gaps:
+            self._catch_up(gaps)
+
+    def _reset_live(self, channel: str, seq: int, reason: str) -> None:
+        """A `post.reset` heard live ends every live subscription that had not passed it."""
+        self._heard(channel, seq)
+        for sub in list(self.channels.get(channel, ())):
+            if sub.state == LIVE and sub.last < seq:
+                self.end(sub, reason)
+
+    def resync(self) -> None:
+        """The listener was down: catch every channel up from the database; moderators are
+        told to re-read (their channel has no seq to resume from) and stay subscribed."""
+        for channel, subs in list(self.channels.items()):
+            if channel == MODERATION:
+                for sub in subs:
+                    sub.conn.push(protocol.reset(channel, "listener_reconnected"))
+            else:
+                self._catch_up(list(subs))
 
     def deliver_moderation(self, name: str, data: bytes) -> None:
         """Hand one comment change to every moderator's connection."""
-        frame = protocol.event(protocol.MODERATION, None, name, data)
-        for sub in self.channels.get(protocol.MODERATION, ()):
-            sub.conn.push(frame)
+        message = protocol.event(MODERATION, None, name, data)
+        for sub in self.channels.get(MODERATION, ()):
+            sub.conn.push(message)
 
-    def resync(self) -> None:
-        """The listener was down: repair every channel from the database."""
-        for channel in list(self.channels):
-            if channel == protocol.MODERATION:
-                for sub in self.channels[channel]:
-                    sub.conn.push(protocol.reset(channel, "listener_reconnected"))
-            else:
-                self.repair(channel)
-
-    def repair(self, channel: str) -> None:
-        """Read the channel's events after its slowest live subscriber, and deliver them."""
-        if channel in self.repairing:
-            self.repairing[channel] = True
-            return
-        self.repairing[channel] = False
-        self.spawn(self._repair(channel))
-
-    async def _repair(self, channel: str) -> None:
-        slug = protocol.channel_slug(channel)
-        assert slug is not None
+    async def _read_moderation(self) -> None:
+        """Read the moderator view of the changes heard, in order, in batches."""
         try:
-            while True:
-                self.repairing[channel] = False
-                live = [s for s in self.channels.get(channel, ()) if s.held is None]
-                if not live:
-                    break
-                since = min(s.last for s in live)
-                events = await self.fetch_events(slug, since, self.replay_limit + 1)
-                if events is None or len(events) > self.replay_limit:
-                    reason = "history_expired" if events is None else "too_far_behind"
-                    for sub in live:
-                        if sub.last == since:
-                            sub.conn.push(protocol.reset(channel, reason))
-                            self.unsubscribe(sub.conn, channel)
+            while self.moderation_keys and MODERATION in self.channels:
+                keys, self.moderation_keys = self.moderation_keys, []
+                try:
+                    changes = await self.fetch_moderation(keys)
+                except Exception:
+                    log.exception("could not read moderation changes; retrying")
+                    self.moderation_keys[:0] = keys
+                    await asyncio.sleep(RETRY_S)
                     continue
-                for event in events:
-                    frame = protocol.event(channel, event.seq, event.type, event.data)
-                    for sub in self.channels.get(channel, ()):
-                        sub.offer(event.seq, frame)
-                if not self.repairing[channel]:
-                    break
-        except Exception:
-            log.exception("repair of %s failed; the next event retries", channel)
+                for name, data in changes:
+                    self.deliver_moderation(name, data)
         finally:
-            self.repairing.pop(channel, None)
+            self.moderation_reading = False
+            if MODERATION not in self.channels:
+                self.moderation_keys.clear()
 
-    async def _fetch_moderation(self, name: str, comment_id: int) -> None:
-        data = await self.fetch_private(comment_id)
-        if data is not None:
-            self.deliver_moderation(name, orjson.dumps(data))
+    def sessions_ended(self, ended: set[str]) -> None:
+        """Close every moderator connection whose session token is in `ended` (1008)."""
+        for conn in list(self.moderators):
+            if conn.session in ended:
+                self.moderators.discard(conn)
+                conn.close_soon(Close.POLICY, "session ended")
 
     def spawn(self, work: Awaitable[None]) -> None:
         """Run `work` in the background, keeping a reference until it ends."""
@@ -391,50 +401,32 @@ class Hub:
 
     # presence ---------------------------------------------------------------------------
 
+    def watching(self, channel: str) -> int:
+        """Connections subscribed to a channel on all nodes."""
+        return len(self.channels.get(channel, ())) + self.presence.elsewhere(channel)
+
     def local_counts(self) -> dict[str, int]:
-        """Subscriptions per channel on this node."""
-        return {channel: len(subs) for channel, subs in self.channels.items()}
+        """Subscriptions per channel on this node, and connections of its busy addresses."""
+        counts = {channel: len(subs) for channel, subs in self.channels.items()}
+        counts.update({IP_PREFIX + ip: n for ip, n in self.per_ip.items()
+                       if ip is not None and n >= self.ip_share_at})
+        return counts
 
     def presence_changes(self) -> dict[str, int]:
-        """Local counts that changed since last announced (zero for channels gone)."""
-        counts = self.local_counts()
-        changed = {ch: n for ch, n in counts.items() if self.announced.get(ch) != n}
-        changed.update({ch: 0 for ch in self.announced if ch not in counts})
-        self.announced = counts
-        return changed
-
-    def remote_presence(self, payload: str) -> None:
-        """Another node's counts, from the bus."""
-        try:
-            note = orjson.loads(payload)
-            node, counts = note["node"], note["counts"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return
-        if node == self.node_id or not isinstance(counts, dict):
-            return
-        now = time.monotonic()
-        for channel, count in counts.items():
-            if isinstance(count, int):
-                self.remote.setdefault(channel, {})[node] = (count, now)
+        """Local counts that changed since last announced (zero for those gone)."""
+        return self.presence.changes(self.local_counts())
 
     def push_presence(self) -> None:
         """Tell subscribers of every channel whose total changed; at most once per call."""
-        now = time.monotonic()
-        for channel in list(self.remote):
-            nodes = {node: entry for node, entry in self.remote[channel].items()
-                     if now - entry[1] < PRESENCE_TTL and entry[0] > 0}
-            if nodes:
-                self.remote[channel] = nodes
-            else:
-                del self.remote[channel]
+        self.presence.expire()
         for channel, subs in self.channels.items():
             total = self.watching(channel)
             if self.shown.get(channel) != total:
                 self.shown[channel] = total
-                frame = protocol.presence(channel, total)
+                message = protocol.presence(channel, total)
                 for sub in subs:
-                    if sub.held is None:
-                        sub.conn.push(frame)
+                    if sub.state != OPENING:
+                        sub.conn.push(message)
         for channel in [c for c in self.shown if c not in self.channels]:
             del self.shown[channel]
 

@@ -155,6 +155,16 @@ class Event:
 
 
 @dataclass(frozen=True)
+class EventPage:
+    """A post's events after `after`, at most a page of them, and its seq (`head`) as read in
+    the same snapshot: every event up to `head` exists."""
+
+    after: int
+    head: int
+    events: list[Event]
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What the moderation policy decided for a new comment, and why.
 

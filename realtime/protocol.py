@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import orjson
 
 MODERATION = "moderation"
 POST_PREFIX = "post:"
+# A post's slug, everywhere one is taken (paths, channels, the CLI); the database checks the same.
 SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
 MAX_PING_ID = 128
+# The largest PostgreSQL bigint: no id or seq can be larger.
 MAX_SEQ = 2**63 - 1
+# The most bytes of messages batched into one frame.
+FRAME_BYTES = 256 * 1024
+
+
+class Close(IntEnum):
+    """The close codes the server sends (the table in docs/protocol.md)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    SLOW_CONSUMER = 4008
+    TOO_MANY = 4029
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,24 @@ def event(channel: str, seq: int | None, name: str, data: bytes) -> bytes:
     return _encode({**head, "data": orjson.Fragment(data)})
 
 
+def event_seq(message: bytes) -> int | None:
+    """The seq of an `event` message built by `event`, else None, without parsing the JSON.
+
+    `event` writes `type`, `channel` (which holds no quote) and then `seq`, if any, first.
+    """
+    head = b'{"type":"event","channel":"'
+    if not message.startswith(head):
+        return None
+    start = message.find(b'","seq":', len(head))
+    if start < 0 or message.find(b'"', len(head)) != start:
+        return None
+    start += 8
+    end = start
+    while end < len(message) and 48 <= message[end] <= 57:
+        end += 1
+    return int(message[start:end]) if end > start else None
+
+
 def reset(channel: str, reason: str) -> bytes:
     """Tells the client to reload the thread over HTTP."""
     return _encode({"type": "reset", "channel": channel, "reason": reason})
@@ -154,6 +189,24 @@ def error(code: str, message: str, channel: str | None = None) -> bytes:
 def batch(messages: list[bytes]) -> bytes:
     """Several messages for one subscriber as a single JSON array, in order."""
     return messages[0] if len(messages) == 1 else b"[" + b",".join(messages) + b"]"
+
+
+def frames(messages: tuple[bytes, ...], limit: int = FRAME_BYTES) -> bytes:
+    """`messages` as text frames of batches of at most about `limit` bytes each, back to back
+    (clients limit message sizes: 1 MiB by default in `websockets`)."""
+    if len(messages) == 1:
+        return text_frame(messages[0])
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for message in messages:
+        if chunk and size + len(message) > limit:
+            out.append(text_frame(batch(chunk)))
+            chunk, size = [], 0
+        chunk.append(message)
+        size += len(message) + 1
+    out.append(text_frame(batch(chunk)))
+    return b"".join(out)
 
 
 def text_frame(payload: bytes) -> bytes:

@@ -15,13 +15,15 @@ from . import auth, moderation, render
 from .config import Settings
 from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from .logins import WINDOW, Hashing, Logins
-from .models import Audit, Comment, Draft, Event, Moderator, Post, Verdict, iso
+from .models import Audit, Comment, Draft, EventPage, Moderator, Post, Verdict, iso
 from .store import Store, ThreadPage
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
 THREADS_PER_IP_HOUR = 10
 # Previews render off the event loop, a few at a time: each may cost a full render.
 PREVIEWS_AT_ONCE = 2
+# Nodes read a moderation change back moments after its NOTIFY; nothing needs it later.
+MODERATION_CHANGES_KEPT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -196,16 +198,17 @@ class Service(Logins):
             return await asyncio.to_thread(
                 lambda: (render.render_markdown(body), render.count_links(body)))
 
-    async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
-        """A post's public events after `since`, or None when some were pruned."""
-        return await self.store.events_after(slug, since, limit)
+    async def event_page(self, slug: str, since: int | None, limit: int) -> EventPage | None:
+        """A page of a post's public events after `since` and its seq; None when pruned."""
+        return await self.store.event_page(slug, since, limit)
 
-    async def private_comment(self, comment_id: int) -> dict[str, Any] | None:
-        """A comment in the moderator view, or None when it is gone."""
-        try:
-            return (await self.store.get_comment(comment_id)).private()
-        except NotFound:
-            return None
+    async def moderation_changes(self, keys: list[tuple[int, int]]) -> list[tuple[str, bytes]]:
+        """The moderator view of the comment changes with these (id, version) keys."""
+        return await self.store.moderation_changes(keys)
+
+    async def live_sessions(self, tokens: set[str]) -> set[str]:
+        """Those of `tokens` whose sessions have not ended (logged out, expired, removed)."""
+        return await self.store.live_sessions(tokens) if tokens else set()
 
     async def queue(self, status: str, post: str | None, after: int | None,
                     limit: int) -> tuple[list[Comment], int | None]:
@@ -244,9 +247,10 @@ class Service(Logins):
         """Every ban, newest first."""
         return await self.store.list_bans()
 
-    async def prune(self, older_than: timedelta) -> None:
+    async def prune(self) -> None:
         """Forget what the retention settings let go: events past their window."""
-        await self.store.prune_events(older_than)
+        await self.store.prune_events(timedelta(days=self.settings.retention_days),
+                                      MODERATION_CHANGES_KEPT)
         await self.store.prune_thread_creations()
         await self.store.prune_login_failures(WINDOW)
 

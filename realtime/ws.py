@@ -1,4 +1,9 @@
-"""The WebSocket endpoint: handshake checks, ops, replay-then-live, close codes."""
+"""The WebSocket endpoint: handshake checks, ops, subscriptions, close codes.
+
+The hub writes to the socket directly; the endpoint's task only reads the client's frames.
+Subscribing to a post goes through `Hub.open` (the replay component), the same as the
+Server-Sent Events stream.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +11,43 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import auth, protocol, uvicorn_ws
-from .errors import NotFound
-from .hub import Connection, Hub
+from . import api, auth, protocol, uvicorn_ws
+from .connection import LIVE, Connection
+from .protocol import Close
 from .state import AppState, state_of
 
 log = logging.getLogger(__name__)
 
-
-def _origin_ok(websocket: WebSocket, state: AppState) -> bool:
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        # Only browsers can be tricked into cross-site sockets, and browsers always send it.
-        return True
-    scheme = "https" if websocket.url.scheme == "wss" else "http"
-    own = auth.origin_of(state.settings.public_url) or f"{scheme}://{websocket.url.netloc}"
-    return auth.origin_allowed(origin, own, state.settings.extra_origins)
+PATH = "/ws"
 
 
 async def endpoint(websocket: WebSocket) -> None:
     """One client connection: many channel subscriptions over one socket."""
     state = state_of(websocket.app)
     hub = state.hub
-    socket = websocket.scope.get("extensions", {}).get(uvicorn_ws.EXTENSION, {}).get("socket")
+    socket = uvicorn_ws.socket_of(websocket.scope)
     if socket is None:
         log.error("WebSockets need realtime's uvicorn protocol: run the app with"
                   " `realtime serve`, or give uvicorn.Config ws=realtime.uvicorn_ws.FrameSocket")
-        await websocket.close(code=1011)
+        await websocket.close(code=Close.INTERNAL)
         return
-    if not _origin_ok(websocket, state):
-        await websocket.close(code=1008)
+    origin = websocket.headers.get("origin")
+    # Only browsers can be tricked into cross-site sockets, and browsers always send it.
+    if origin is not None and not auth.origin_allowed(origin, api.own_origin(websocket),
+                                                      state.settings.extra_origins):
+        await websocket.close(code=Close.POLICY)
         return
     token = websocket.cookies.get(auth.SESSION_COOKIE)
     moderator = await state.service.session_moderator(token) if token else None
     ip = websocket.client.host if websocket.client else None
     await websocket.accept()
-    if hub.per_ip[ip] >= state.settings.max_connections_per_ip:
-        await websocket.close(code=4029, reason="too many connections")
+    if not hub.admits(ip):
+        await websocket.close(code=Close.TOO_MANY, reason="too many connections")
         return
-    conn = hub.connect(ip, moderator.username if moderator else None)
+    conn = hub.connect(ip, moderator.username if moderator else None,
+                       token if moderator else None)
     conn.attach(socket)
     try:
-        # The hub writes to the socket directly; this task only reads. A close from the hub
-        # and a lost socket both end the read with a disconnect.
         await _read(websocket, conn, state)
     finally:
         hub.disconnect(conn)
@@ -79,45 +78,20 @@ async def _read(websocket: WebSocket, conn: Connection, state: AppState) -> None
 
 
 async def subscribe(state: AppState, conn: Connection, op: protocol.Subscribe) -> None:
-    """Register, replay what the client missed from the database, then go live."""
-    hub: Hub = state.hub
+    """A post channel: replay what the client missed, then live; `moderation`: live, for a
+    connection whose moderator session is still alive."""
+    hub = state.hub
     channel = op.channel
     if channel not in conn.subscriptions and \
             len(conn.subscriptions) >= state.settings.max_subscriptions:
-        conn.close_soon(4029, "too many subscriptions")
+        conn.close_soon(Close.TOO_MANY, "too many subscriptions")
         return
-    slug = protocol.channel_slug(channel)
-    if slug is None:
-        if conn.moderator is None:
-            conn.push(protocol.error("forbidden", "the moderation channel needs a moderator"
-                                     " session", channel))
-            return
-        sub = hub.subscribe(conn, channel)
-        sub.go_live(0)
-        conn.push(protocol.subscribed(channel, None, 0, hub.watching(channel)))
+    if channel != protocol.MODERATION:
+        await hub.open(conn, channel, op.since)
         return
-    sub = hub.subscribe(conn, channel)
-    try:
-        post = await state.service.get_post(slug)
-    except NotFound:
-        hub.unsubscribe(conn, channel)
-        conn.push(protocol.error("not_found", f"no post {slug!r}", channel))
+    if conn.session is None or not await state.service.live_sessions({conn.session}):
+        conn.push(protocol.error("forbidden", "the moderation channel needs a moderator"
+                                 " session", channel))
         return
-    since = post.seq if op.since is None else op.since
-    events = [] if since >= post.seq else await state.service.events_after(
-        slug, since, state.settings.replay_limit + 1)
-    if since > post.seq or events is None or len(events) > state.settings.replay_limit:
-        hub.unsubscribe(conn, channel)
-        reason = "too_far_behind" if events else "history_expired"
-        conn.push(protocol.reset(channel, reason))
-        return
-    last = events[-1].seq if events else since
-    conn.push(protocol.subscribed(channel, max(post.seq, last), len(events),
-                                  hub.watching(channel)))
-    for event in events:
-        conn.push(protocol.event(channel, event.seq, event.type, event.data))
-    if conn.subscriptions.get(channel) is sub and not sub.go_live(last):
-        hub.repair(channel)
-
-
-PATH = "/ws"
+    hub.subscribe(conn, channel, LIVE)
+    conn.push(protocol.subscribed(channel, None, 0, hub.watching(channel)))

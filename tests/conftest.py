@@ -36,8 +36,8 @@ from realtime.config import Settings
 from realtime.server import uvicorn_config
 from realtime.store import Store
 
-TABLES = ("posts, comments, events, moderators, sessions, bans, settings, audit_log,"
-          " thread_creations, login_failures")
+TABLES = ("posts, comments, events, moderation_events, moderators, sessions, bans, settings,"
+          " audit_log, thread_creations, login_failures")
 MOD_USER, MOD_PASSWORD = "mod", "correct horse battery"
 
 

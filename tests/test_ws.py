@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -193,7 +194,7 @@ async def test_reset_when_too_far_behind_or_expired(make_server: Any) -> None:
         "type": "reset", "channel": CHANNEL, "reason": "too_far_behind"}
     assert (await live.subscribe(CHANNEL, since=5))["replayed"] == 7
     await live.events(7)
-    await server.store.prune_events(__import__("datetime").timedelta(0))
+    await server.store.prune_events(timedelta(0), timedelta(0))
     other = await Live.connect(server.ws_url)
     assert await other.subscribe(CHANNEL, since=8) == {
         "type": "reset", "channel": CHANNEL, "reason": "history_expired"}
@@ -367,14 +368,23 @@ async def test_presence_counts_watchers(server: Running, post: dict[str, Any]) -
 
 
 async def test_unsubscribe_stops_events(server: Running, client: httpx.AsyncClient,
-                                        post: dict[str, Any]) -> None:
-    """After unsubscribe no more events of that channel arrive."""
+                                        mod: httpx.AsyncClient, post: dict[str, Any]) -> None:
+    """After unsubscribe no more events of that channel arrive, while another channel's do.
+
+    The other channel's comment is committed after the first one, and notifications reach
+    every node in commit order, so an event of the dropped channel would arrive before it.
+    """
+    await mod.put("/api/posts/other", json={"title": "Other"})
     live = await Live.connect(server.ws_url)
     await live.subscribe(CHANNEL, since=0)
+    await live.subscribe("post:other", since=0)
     await live.send({"op": "unsubscribe", "channel": CHANNEL})
+    await live.send({"op": "ping", "id": "unsubscribed"})
+    assert await live.next_of("pong") == {"type": "pong", "id": "unsubscribed"}
     await post_comments(client, 1)
-    await live.send({"op": "ping", "id": 1})
-    assert await live.next_of("pong", "event") == {"type": "pong", "id": 1}
+    await post_comments(client, 1, slug="other")
+    event = (await live.events(1))[0]
+    assert event["channel"] == "post:other"
     await live.close()
 
 

@@ -67,6 +67,14 @@ class AccountStore(StoreBase):
             " WHERE s.token_hash = $1 AND s.expires_at > now()", token_hash(token))
         return None if row is None else Moderator(row["id"], row["username"])
 
+    async def live_sessions(self, tokens: set[str]) -> set[str]:
+        """Those of `tokens` that still belong to a session that has not expired."""
+        hashed = {token_hash(t): t for t in tokens}
+        rows = await self.pool.fetch(
+            "SELECT token_hash FROM sessions WHERE token_hash = ANY($1::bytea[])"
+            " AND expires_at > now()", list(hashed))
+        return {hashed[r["token_hash"]] for r in rows}
+
     async def delete_session(self, token: str) -> None:
         """Forget a login."""
         await self.pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash(token))

@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from ..errors import NotFound
-from ..events import NOTIFY_CHANNEL
+from ..events import (
+    NOTIFY_CHANNEL,
+    POST_RESET,
+    ModerationRow,
+    moderation_row,
+    notify_payload,
+    reset_data,
+)
 from ..models import Audit, Comment, Post, Verdict, iso
 
 POST_COLUMNS = "id, slug, title, url, moderation, open, comment_count, seq, created_at"
@@ -82,16 +89,44 @@ class StoreBase:
         return comment_of(row)
 
     async def _emit(self, conn: Any, post_id: int, seq: int, count_delta: int,
-                    events: list[tuple[int, str, str]], notes: list[str]) -> None:
-        """The post's new seq and count, the events rows (seq, type, data) and the NOTIFYs, in
-        order: one round trip while the post is locked; all of it becomes visible at commit."""
+                    events: list[tuple[int, str, str]], notes: list[str],
+                    changes: list[ModerationRow] | None = None) -> None:
+        """The post's new seq and count, the events rows (seq, type, data), the moderation
+        changes and the NOTIFYs, in order: one round trip while the post is locked; all of it
+        becomes visible at commit. A moderation change already stored under the same comment
+        version (a change that did not move the version) is replaced."""
+        changes = changes or []
         await conn.execute(
             "WITH e AS (INSERT INTO events (post_id, seq, type, data)"
             "  SELECT $1, s, t, d FROM unnest($4::bigint[], $5::text[], $6::text[]) AS u(s, t, d)),"
+            " m AS (INSERT INTO moderation_events (comment_id, version, type, data)"
+            "  SELECT * FROM unnest($9::bigint[], $10::int[], $11::text[], $12::text[])"
+            "  ON CONFLICT (comment_id, version) DO UPDATE"
+            "  SET type = EXCLUDED.type, data = EXCLUDED.data, created_at = now()),"
             " p AS (UPDATE posts SET seq = $2, comment_count = comment_count + $3 WHERE id = $1)"
             " SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n",
             post_id, seq, count_delta, [e[0] for e in events], [e[1] for e in events],
-            [e[2] for e in events], NOTIFY_CHANNEL, notes)
+            [e[2] for e in events], NOTIFY_CHANNEL, notes, [c[0] for c in changes],
+            [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes])
+
+    async def _emit_private(self, conn: Any, before: Comment, after: Comment) -> None:
+        """A change only moderators see (no public event, the post's seq stays): its
+        moderation row and its NOTIFY, visible at commit."""
+        await conn.execute(
+            "WITH m AS (INSERT INTO moderation_events (comment_id, version, type, data)"
+            "  VALUES ($1, $2, $3, $4) ON CONFLICT (comment_id, version) DO UPDATE"
+            "  SET type = EXCLUDED.type, data = EXCLUDED.data, created_at = now())"
+            " SELECT pg_notify($5, $6)", *moderation_row(before, after), NOTIFY_CHANNEL,
+            notify_payload(after.post, None, None, None, (after.id, after.version)))
+
+    async def _emit_reset(self, conn: Any, post: Post, reason: str) -> int:
+        """Tell the post's readers to reload (a `post.reset` event), inside a transaction that
+        holds the post's lock (`_lock_post`); returns the event's seq."""
+        seq = post.seq + 1
+        data = reset_data(reason)
+        await self._emit(conn, post.id, seq, 0, [(seq, POST_RESET, data.decode())],
+                         [notify_payload(post.slug, seq, POST_RESET, data, None)])
+        return seq
 
     async def _audit(self, conn: Any, audit: Audit | None, comment: Comment | None = None,
                      post_id: int | None = None) -> None:

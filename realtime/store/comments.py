@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from ..errors import Conflict, DuplicateComment, NotFound, ThreadClosed, ValidationFailed
-from ..events import moderation_event, notify_payload, public_event
-from ..models import VISIBLE, Audit, Comment, Draft, Event, Post, Verdict
+from ..events import ModerationRow, moderation_row, notify_payload, public_event
+from ..models import VISIBLE, Audit, Comment, Draft, Event, EventPage, Post, Verdict
 from .base import (
     COMMENT_COLUMNS,
     COMMENT_SELECT,
@@ -115,23 +115,40 @@ class CommentStore(StoreBase):
             raise NotFound(f"no comment {comment_id}")
         return comment_of(row)
 
-    async def events_after(self, slug: str, since: int, limit: int) -> list[Event] | None:
-        """Events after `since`, or None when some of them were pruned (or the post is gone)."""
+    async def event_page(self, slug: str, since: int | None, limit: int) -> EventPage | None:
+        """Up to `limit` events after `since` (None: after the post's seq, so none) and the
+        post's seq from one snapshot; None when some of those events were pruned."""
         rows = await self.pool.fetch(
-            "SELECT p.seq AS post_seq, e.seq, e.type, e.data FROM posts p"
+            "SELECT p.seq AS head, e.seq, e.type, e.data FROM posts p"
             " LEFT JOIN LATERAL (SELECT seq, type, data FROM events"
-            "  WHERE post_id = p.id AND seq > $2 ORDER BY seq LIMIT $3) e ON true"
-            " WHERE p.slug = $1", slug, since, limit)
+            "  WHERE post_id = p.id AND seq > coalesce($2, p.seq) ORDER BY seq LIMIT $3) e"
+            " ON true WHERE p.slug = $1", slug, since, limit)
         if not rows:
-            return None
+            raise NotFound(f"no post {slug!r}")
+        head = rows[0]["head"]
+        after = head if since is None else since
         if rows[0]["seq"] is None:
-            return [] if rows[0]["post_seq"] <= since else None
-        if rows[0]["seq"] != since + 1:
+            return EventPage(after, head, []) if head <= after else None
+        if rows[0]["seq"] != after + 1:
             return None
-        return [Event(slug, r["seq"], r["type"], r["data"].encode()) for r in rows]
+        return EventPage(after, head, [Event(slug, r["seq"], r["type"], r["data"].encode())
+                                       for r in rows])
 
-    async def prune_events(self, older_than: timedelta) -> int:
-        """Drop events past the retention window; return how many went."""
+    async def moderation_changes(self, keys: list[tuple[int, int]]) -> list[tuple[str, bytes]]:
+        """The moderation changes of these (comment id, version) keys, in the order given;
+        those already pruned are left out."""
+        rows = await self.pool.fetch(
+            "SELECT m.type, m.data FROM unnest($1::bigint[], $2::int[]) WITH ORDINALITY"
+            " AS k(comment_id, version, i) JOIN moderation_events m"
+            " ON m.comment_id = k.comment_id AND m.version = k.version ORDER BY k.i",
+            [k[0] for k in keys], [k[1] for k in keys])
+        return [(r["type"], r["data"].encode()) for r in rows]
+
+    async def prune_events(self, older_than: timedelta, moderation_older_than: timedelta) -> int:
+        """Drop events past the retention window, and moderation changes every node has had
+        time to read; return how many events went."""
+        await self.pool.execute("DELETE FROM moderation_events WHERE created_at"
+                                " < now() - $1::interval", moderation_older_than)
         result: str = await self.pool.execute(
             "DELETE FROM events WHERE created_at < now() - $1::interval", older_than)
         return int(result.split()[-1])
@@ -246,6 +263,7 @@ class CommentStore(StoreBase):
         own_seq: int | None = None
         count_delta = 0
         events: list[tuple[int, str, str]] = []
+        changes: list[ModerationRow] = []
         notes: list[str] = []
         chain: list[tuple[Comment | None, Comment]] = [(before, after)]
         while chain:
@@ -263,8 +281,9 @@ class CommentStore(StoreBase):
                 events.append((seq, event[0], data.decode()))
                 if new is after:
                     own_seq = seq
+            changes.append(moderation_row(old, new))
             notes.append(notify_payload(post.slug, event_seq, event[0] if event else None,
-                                        data, moderation_event(old, new), new))
+                                        data, (new.id, new.version)))
             if was_public != new.is_public and new.parent_id is not None:
                 parent = await self._fetch_comment(conn, new.parent_id)
                 replies = parent.public_replies + (1 if new.is_public else -1)
@@ -274,5 +293,5 @@ class CommentStore(StoreBase):
                     " WHERE id = $1", parent.id, replies, int(flips))
                 if flips:
                     chain.append((parent, await self._fetch_comment(conn, parent.id)))
-        await self._emit(conn, post.id, seq, count_delta, events, notes)
+        await self._emit(conn, post.id, seq, count_delta, events, notes, changes)
         return own_seq

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from ..errors import NotFound
-from ..events import NOTIFY_CHANNEL, notify_payload
 from ..models import Audit, Comment, iso
 from .base import BAN_COLUMNS, StoreBase, ban_of, page
 
@@ -28,12 +27,11 @@ class ModerationStore(StoreBase):
                 "INSERT INTO reports (comment_id, reporter, reason) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING RETURNING true", comment_id, reporter, reason)
             if added:
+                before = await self._fetch_comment(conn, comment_id)
                 await conn.execute(
                     "UPDATE comments SET report_count = report_count + 1, version = version + 1"
                     " WHERE id = $1", comment_id)
-                comment = await self._fetch_comment(conn, comment_id)
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, notify_payload(
-                    comment.post, None, None, None, "comment.updated", comment))
+                await self._emit_private(conn, before, await self._fetch_comment(conn, comment_id))
         return bool(added)
 
     async def audit_log(self, after: int | None, limit: int, *, moderator: str | None = None,

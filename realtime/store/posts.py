@@ -66,7 +66,6 @@ class PostStore(StoreBase):
             data = orjson.dumps(updated.public())
             await self._emit(conn, post.id, updated.seq, 0,
                              [(updated.seq, "post.updated", data.decode())],
-                             [notify_payload(slug, updated.seq, "post.updated", data, None,
-                                             None)])
+                             [notify_payload(slug, updated.seq, "post.updated", data, None)])
             await self._audit(conn, audit, post_id=post.id)
             return updated, False
