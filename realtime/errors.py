@@ -1,18 +1,20 @@
-"""The error hierarchy: each error knows its HTTP status, problem+json code and close code.
+"""The error hierarchy: each error knows its HTTP status and problem+json code.
 
     RealtimeError                      500 internal_error
     ├── ValidationFailed               422 validation_error
     ├── NotFound                       404 not_found
     ├── ThreadClosed                   403 thread_closed
-    ├── Forbidden                      403 forbidden       (WebSocket close 1008)
+    ├── Forbidden                      403 forbidden
     ├── Banned                         403 banned
-    ├── Unauthorized                   401 unauthorized    (WebSocket close 1008)
+    ├── Unauthorized                   401 unauthorized
     ├── DuplicateComment               409 duplicate_comment
     ├── Conflict                       409 conflict        (carries the current comment)
     ├── RateLimited                    429 rate_limited    (Retry-After)
     ├── PayloadTooLarge                413 payload_too_large
     ├── UnsupportedMediaType           415 unsupported_media_type
     └── Unavailable                    503 unavailable     (Retry-After)
+
+The close codes of the WebSocket stream are `realtime.protocol.Close`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ class RealtimeError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
-    close_code: ClassVar[int] = 1011
 
     def __init__(self, detail: str = "", *, errors: list[dict[str, str]] | None = None,
                  retry_after: int | None = None, extra: dict[str, Any] | None = None) -> None:
@@ -64,7 +65,7 @@ class ThreadClosed(RealtimeError):
 
 
 class Forbidden(RealtimeError):
-    status, code, title, close_code = 403, "forbidden", "Forbidden", 1008
+    status, code, title = 403, "forbidden", "Forbidden"
 
 
 class Banned(RealtimeError):
@@ -72,7 +73,7 @@ class Banned(RealtimeError):
 
 
 class Unauthorized(RealtimeError):
-    status, code, title, close_code = 401, "unauthorized", "Unauthorized", 1008
+    status, code, title = 401, "unauthorized", "Unauthorized"
 
 
 class DuplicateComment(RealtimeError):
@@ -88,7 +89,7 @@ class RateLimited(RealtimeError):
 
 
 class PayloadTooLarge(RealtimeError):
-    status, code, title, close_code = 413, "payload_too_large", "Payload too large", 1009
+    status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 class UnsupportedMediaType(RealtimeError):

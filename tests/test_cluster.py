@@ -229,3 +229,73 @@ async def test_readyz_reports_a_lost_listener(server: Running, mod: httpx.AsyncC
     assert [e["seq"] for e in await live.events(5)] == [1, 2, 3, 4, 5]
     await admin.close()
     await live.close()
+
+
+async def test_a_hung_listener_is_noticed_and_replaced(server: Running, mod: httpx.AsyncClient,
+                                                       clean_db: str) -> None:
+    """A stopped listener backend (SIGSTOP) misses its probe deadline: /readyz answers 503
+    until a new listener is up, and subscribers get every event posted meanwhile."""
+    live = await watch_new_thread(server, mod)
+    bus = server.app.state.realtime.bus
+    bus.probe_every, bus.probe_timeout = 0.5, 1.0
+    pid = bus.backend_pid
+    name = await server.store.pool.fetchval("SELECT current_database()")
+    admin = await asyncpg.connect(with_database(clean_db, "postgres"))
+    # Keep the replacement out until /readyz has been seen saying so.
+    await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for i in range(5):
+            posted = await mod.post("/api/posts/hello-world/comments",
+                                    json=comment_body(f"while hung {i}"))
+            assert posted.status_code == 201
+        await wait_for(lambda: not bus.up.is_set(), timeout=20, what="the probe to miss")
+        answer = await mod.get("/readyz")
+        assert answer.status_code == 503 and answer.json()["code"] == "unavailable"
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await wait_for(lambda: bus.up.is_set(), timeout=20, what="a new listener")
+        assert bus.backend_pid != pid
+        assert (await mod.get("/readyz")).status_code == 200
+        assert [e["seq"] for e in await live.events(5)] == [1, 2, 3, 4, 5]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    await live.close()
+
+
+async def test_a_killed_nodes_watchers_stop_counting_at_once(nodes: Any,
+                                                             server: Running) -> None:
+    """When a node dies, the others' `watching` drops well before the presence TTL (15 s)."""
+    first, doomed = await nodes(), await nodes()
+    await make_post(server)
+    here = await Live.connect(first.ws_url)
+    await here.subscribe(CHANNEL)
+    there = await Live.connect(doomed.ws_url)
+    await there.subscribe(CHANNEL)
+
+    async def sees(count: int) -> bool:
+        message = await here.next(timeout=15)
+        return message["type"] == "presence" and message["watching"] == count
+
+    await wait_for(lambda: sees(2), timeout=20, what="presence from the other node")
+    doomed.stop()
+    await wait_for(lambda: sees(1), timeout=8, what="the dead node to stop counting")
+    await here.close()
+
+
+async def test_the_connection_limit_holds_across_nodes(make_server: Any) -> None:
+    """An address's connections on one node count against the limit on another."""
+    first = await make_server(max_connections_per_ip=4)
+    second = await make_server(max_connections_per_ip=4)
+    held = [await Live.connect(first.ws_url) for _ in range(3)]
+    hub = second.app.state.realtime.hub
+    await wait_for(lambda: hub.presence.elsewhere("ip:127.0.0.1") == 3, timeout=15,
+                   what="the first node's count to reach the second")
+    allowed = await Live.connect(second.ws_url)
+    await allowed.send({"op": "ping", "id": 1})
+    assert await allowed.next() == {"type": "pong", "id": 1}
+    refused = await Live.connect(second.ws_url)
+    assert await refused.closed_code() == 4029
+    for live in [*held, allowed]:
+        await live.close()
