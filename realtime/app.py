@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, catalogs, db, embed_api, metrics, openapi, pages, ws
+from . import api, catalogs, db, embed_api, metrics, openapi, pages, sse, ws
 from .config import Settings
 from .errors import RealtimeError, Unavailable
 from .node import Node
@@ -140,6 +140,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     routes = [
         *api.ROUTES,
         *embed_api.ROUTES,
+        *sse.ROUTES,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
@@ -155,7 +156,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     middleware = [Middleware(EmbedOrigins),
                   Middleware(CORSMiddleware, allow_origins=sorted(settings.extra_origins),
                              allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                             allow_headers=["Content-Type", "Authorization"], max_age=600)]
+                             allow_headers=["Content-Type", "Authorization", "Last-Event-ID"],
+                             max_age=600)]
     return RealtimeApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
                        middleware=middleware)
 

@@ -125,6 +125,15 @@ SESSIONS = _wrapped(sessions={"type": "array", "items": _wrapped(
     expires_at={"type": "string", "format": "date-time"}, ip=_nullable_str,
     user_agent=_nullable_str, current={"type": "boolean"})})
 
+# The body of a Server-Sent Events stream (docs/protocol.md, "Server-Sent Events").
+EVENT_STREAM = {"type": "string", "contentMediaType": "text/event-stream",
+                "description": "one `data:` line of stream-message JSON per event; `id:` is"
+                               " the seq of `event` messages; `: ping` every 20 s"}
+HEADER_PARAMETERS = {"/api/posts/{slug}/events": [{
+    "name": "Last-Event-ID", "in": "header", "required": False,
+    "description": "the last seq received; wins over `since`",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"}}]}
+
 # (method, path, summary, request model, {status: schema or None}, query parameters)
 OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
     ("get", "/api/posts", "List posts, newest first", None, {200: POST_LIST},
@@ -147,6 +156,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      {200: PREVIEW}, []),
     ("post", "/api/posts/{slug}/comments", "Post a comment", "NewComment",
      {201: CREATED, 200: ONE_COMMENT}, []),
+    ("get", "/api/posts/{slug}/events", "The thread's live stream as Server-Sent Events", None,
+     {200: EVENT_STREAM}, ["since"]),
     ("get", "/api/comments/{id}", "Get one visible comment", None, {200: ONE_COMMENT}, []),
     ("patch", "/api/comments/{id}", "Edit a comment (edit token or moderator)", "CommentEdit",
      {200: ONE_COMMENT}, []),
@@ -232,12 +243,14 @@ def document() -> dict[str, Any]:
         for status, schema in answers.items():
             entry: dict[str, Any] = {"description": "success"}
             if schema is not None:
-                entry["content"] = {"application/json": {"schema": schema}}
+                media = "text/event-stream" if schema is EVENT_STREAM else "application/json"
+                entry["content"] = {media: {"schema": schema}}
             responses[str(status)] = entry
         responses["default"] = problem
         operation: dict[str, Any] = {
             "summary": summary, "responses": responses,
-            "parameters": _path_parameters(path) + [_query_parameter(q) for q in query]}
+            "parameters": _path_parameters(path) + [_query_parameter(q) for q in query]
+            + HEADER_PARAMETERS.get(path, [])}
         if body is not None:
             operation["requestBody"] = {"required": body != "ModeratorAction", "content": {
                 "application/json": {"schema": _ref(body)}}}

@@ -15,8 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import wait_for, wait_ready
-from test_cluster import free_port
+from conftest import free_port, wait_for, wait_ready
 
 DEMO = "night-hours-at-the-library"
 

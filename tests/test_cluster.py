@@ -3,71 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 import websockets
 
-from conftest import Live, Running, comment_body, login, wait_for, wait_ready, with_database
+from conftest import Live, Running, comment_body, login, wait_for, with_database
 
 CHANNEL = "post:hello-world"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Node:
-    """`python -m realtime serve` in its own process."""
-
-    def __init__(self, database_url: str, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        environ = {**os.environ, "REALTIME_DATABASE_URL": database_url,
-                   "REALTIME_LOG_LEVEL": "warning", **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args],
-            env=environ, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    async def ready(self) -> None:
-        await wait_ready(self.url, self.process, timeout=30)
-
-    def stop(self) -> None:
-        """Kill the node and, with --workers, its worker processes (its process group)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-        if self.process.stderr:
-            self.process.stderr.close()
-
-
-@pytest.fixture
-async def nodes(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
-    """Start server processes on the test database; all are killed afterwards."""
-    started: list[Node] = []
-
-    async def start(*args: str, **env: str) -> Node:
-        node = Node(clean_db, *args, **env)
-        started.append(node)
-        await node.ready()
-        return node
-
-    yield start
-    for node in started:
-        node.stop()
 
 
 async def make_post(server: Running) -> None:
