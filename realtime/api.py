@@ -20,10 +20,8 @@ from .errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from .models import AUDIT_ACTIONS, FILTERS, Draft, Moderator
+from .models import AUDIT_ACTIONS, FILTERS, MAX_ID, SLUG, Draft, Moderator
 from .schemas import (
-    BIGINT,
-    SLUG,
     CommentEdit,
     Login,
     ModeratorAction,
@@ -108,7 +106,7 @@ def slug_of(request: Request) -> str:
 def id_of(request: Request, what: str = "comment") -> int:
     """The id of the path (404 past the largest id there can be)."""
     found: int = request.path_params["id"]
-    if found > BIGINT:
+    if found > MAX_ID:
         raise NotFound(f"no {what} {found}")
     return found
 
@@ -173,7 +171,7 @@ async def actor_of(request: Request) -> Actor:
 
 async def list_posts(request: Request) -> Response:
     limit = query_int(request, "limit", 50, 1, 500) or 50
-    after = query_int(request, "after", None, 0, BIGINT)
+    after = query_int(request, "after", None, 0, MAX_ID)
     posts, cursor = await _service(request).list_posts(limit, after)
     return json_response({"posts": [p.public() for p in posts], "next": cursor})
 
@@ -199,7 +197,7 @@ async def put_post(request: Request) -> Response:
 async def read_thread(request: Request) -> Response:
     slug = slug_of(request)
     limit = query_int(request, "limit", 200, 1, 500) or 200
-    after = query_int(request, "after", None, 0, BIGINT)
+    after = query_int(request, "after", None, 0, MAX_ID)
     post, comments, cursor = await _service(request).read_thread(slug, after, limit)
     return json_response({"post": post.public(), "comments": [c.public() for c in comments],
                           "next": cursor, "seq": post.seq})
@@ -309,7 +307,7 @@ def query_ids(request: Request) -> list[int] | None:
     if raw is None:
         return None
     parts = raw.split(",")
-    if not 0 < len(parts) <= 100 or not all(p.isdigit() and 0 < int(p) <= BIGINT
+    if not 0 < len(parts) <= 100 or not all(p.isdigit() and 0 < int(p) <= MAX_ID
                                              for p in parts):
         raise ValidationFailed.field("ids", "must be 1 to 100 comma-separated comment ids")
     return [int(p) for p in parts]
@@ -319,7 +317,7 @@ async def moderation_queue(request: Request) -> Response:
     await require_moderator(request, write=False)
     status, post = query_filter(request, "pending")
     limit = query_int(request, "limit", 100, 1, 500) or 100
-    after = query_int(request, "after", None, 0, BIGINT)
+    after = query_int(request, "after", None, 0, MAX_ID)
     comments, cursor = await _service(request).queue(status, post, after, limit)
     return json_response({"comments": [c.private() for c in comments], "next": cursor})
 
@@ -328,7 +326,7 @@ async def moderation_comments(request: Request) -> Response:
     await require_moderator(request, write=False)
     status, post = query_filter(request, "all")
     limit = query_int(request, "limit", 50, 1, 500) or 50
-    before = query_int(request, "before", None, 0, BIGINT)
+    before = query_int(request, "before", None, 0, MAX_ID)
     ids = query_ids(request)
     comments, cursor = await _service(request).feed(status, post, before,
                                                     len(ids) if ids else limit, ids)
@@ -344,7 +342,7 @@ async def moderation_counts(request: Request) -> Response:
 async def moderation_log(request: Request) -> Response:
     await require_moderator(request, write=False)
     limit = query_int(request, "limit", 100, 1, 500) or 100
-    after = query_int(request, "after", None, 0, BIGINT)
+    after = query_int(request, "after", None, 0, MAX_ID)
     who = request.query_params.get("moderator") or None
     action = request.query_params.get("action") or None
     if action is not None and action not in AUDIT_ACTIONS:

@@ -148,7 +148,8 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
     """Create or update a post (a thread)."""
     from pydantic import ValidationError
 
-    from .schemas import SLUG, PostFields, field_errors
+    from .models import SLUG
+    from .schemas import PostFields, field_errors
 
     if not SLUG.match(slug):
         raise click.BadParameter("use 1..200 characters of a-z, 0-9, '.', '_' and '-'",

@@ -22,7 +22,8 @@ from .api import (
     slug_of,
 )
 from .errors import Forbidden, ValidationFailed
-from .schemas import BIGINT, SLUG, CommentEdit, NewThread
+from .models import MAX_ID, SLUG
+from .schemas import CommentEdit, NewThread
 from .service import Service
 from .state import state_of
 from .store import ThreadPage
@@ -52,7 +53,7 @@ async def read_page(request: Request) -> Response:
     if sort not in ("oldest", "newest"):
         raise ValidationFailed.field("sort", "must be oldest or newest")
     page = await _service(request).thread_page(
-        slug, newest=sort == "newest", after=query_int(request, "after", None, 0, BIGINT),
+        slug, newest=sort == "newest", after=query_int(request, "after", None, 0, MAX_ID),
         limit=query_int(request, "limit", 20, 1, 100) or 20,
         replies=_replies(request))
     return json_response(_page(page))
@@ -60,7 +61,7 @@ async def read_page(request: Request) -> Response:
 
 async def read_replies(request: Request) -> Response:
     comments, cursor = await _service(request).replies(
-        id_of(request), query_int(request, "after", None, 0, BIGINT),
+        id_of(request), query_int(request, "after", None, 0, MAX_ID),
         query_int(request, "limit", 100, 1, 500) or 100)
     return json_response({"comments": [c.public() for c in comments], "next": cursor})
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+# A post's slug, everywhere one is taken (paths, channels, the CLI); the database checks the same.
+SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
+# The largest PostgreSQL bigint: no id or seq can be larger.
+MAX_ID = 2**63 - 1
 VISIBLE = "approved"
 REMOVED = frozenset({"deleted", "rejected", "spam"})
+# Every status a comment can have; the database checks the same list.
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
 # What moderators can list comments by: a status, approved comments with open reports, or all.
 FILTERS = (*STATUSES, "reported", "all")

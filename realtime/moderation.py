@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import Banned, RateLimited
-from .models import Verdict
+from .models import REMOVED, Verdict
 
 ACTIONS = {"approve": "approved", "reject": "rejected", "spam": "spam", "delete": "deleted",
            "restore": "approved"}
@@ -125,6 +125,6 @@ def verdict(body: str, links: int, thread_moderation: str, policy: Policy,
 
 def action_status(action: str, current: str) -> str:
     """The status a moderator action leaves; `restore` only undoes a removal."""
-    if action == "restore" and current not in {"deleted", "rejected", "spam"}:
+    if action == "restore" and current not in REMOVED:
         return current
     return ACTIONS[action]

@@ -8,10 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
-from .models import AUDIT_ACTIONS, FILTERS
+from .models import AUDIT_ACTIONS, FILTERS, SLUG, STATUSES
 from .moderation import ACTIONS
 from .schemas import (
-    SLUG,
     CommentEdit,
     Login,
     ModeratorAction,
@@ -40,7 +39,7 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
         "author": {"type": "object", "properties": {
             "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"}}},
         "body": {"type": "string"}, "html": {"type": "string"},
-        "status": {"enum": ["approved", "pending", "spam", "rejected", "deleted"]},
+        "status": {"enum": list(STATUSES)},
         "created_at": {"type": "string", "format": "date-time"},
         "edited_at": {"type": ["string", "null"], "format": "date-time"},
         "version": {"type": "integer"}, "client_id": _nullable_str}},
@@ -118,8 +117,7 @@ CONTEXT = _wrapped(
         reason={"type": "string"}, created_at={"type": "string", "format": "date-time"})})
 FEED = _wrapped(comments={"type": "array", "items": {"allOf": [
     _ref("Comment"), _wrapped(context=CONTEXT)]}}, next={"type": ["integer", "null"]})
-COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in (
-    "pending", "reported", "approved", "spam", "rejected", "deleted", "all")}))
+COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in FILTERS}))
 SESSIONS = _wrapped(sessions={"type": "array", "items": _wrapped(
     id={"type": "integer"}, created_at={"type": "string", "format": "date-time"},
     expires_at={"type": "string", "format": "date-time"}, ip=_nullable_str,

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .errors import NotFound
-from .schemas import SLUG
+from .models import SLUG
 from .state import state_of
 
 PAGE = """<!doctype html>

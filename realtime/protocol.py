@@ -7,20 +7,17 @@ array, and `text_frame` wraps it as one WebSocket frame, the same bytes for ever
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 import orjson
 
+from .models import MAX_ID, SLUG
+
 MODERATION = "moderation"
 POST_PREFIX = "post:"
-# A post's slug, everywhere one is taken (paths, channels, the CLI); the database checks the same.
-SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
 MAX_PING_ID = 128
-# The largest PostgreSQL bigint: no id or seq can be larger.
-MAX_SEQ = 2**63 - 1
 # The most bytes of messages batched into one frame.
 FRAME_BYTES = 256 * 1024
 
@@ -106,7 +103,7 @@ def parse(frame: str | bytes) -> ClientOp | ProtocolError:
         if ping_id is not None and (isinstance(ping_id, bool)
                                     or not isinstance(ping_id, int | str)
                                     or (isinstance(ping_id, str) and len(ping_id) > MAX_PING_ID)
-                                    or (isinstance(ping_id, int) and abs(ping_id) > MAX_SEQ)):
+                                    or (isinstance(ping_id, int) and abs(ping_id) > MAX_ID)):
             return ProtocolError("invalid_message", "ping id must be an integer or a short string")
         return Ping(ping_id)
     if op not in ("subscribe", "unsubscribe"):
@@ -118,7 +115,7 @@ def parse(frame: str | bytes) -> ClientOp | ProtocolError:
         return Unsubscribe(channel)
     since = message.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int)
-                              or not 0 <= since <= MAX_SEQ):
+                              or not 0 <= since <= MAX_ID):
         return ProtocolError("invalid_message", "since must be a non-negative integer", channel)
     return Subscribe(channel, since)
 

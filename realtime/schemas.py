@@ -17,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
+from .models import MAX_ID, SLUG
+
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-BIGINT = 2**63 - 1
 
 
 def _http_url(value: str | None) -> str | None:
@@ -75,7 +75,7 @@ class Author(Strict):
 class NewComment(Strict):
     body: Body
     author: Author
-    parent_id: Annotated[int, Field(gt=0, le=BIGINT)] | None = None
+    parent_id: Annotated[int, Field(gt=0, le=MAX_ID)] | None = None
     client_id: Annotated[str | None, AfterValidator(_uuid)] = None
 
 
@@ -96,7 +96,7 @@ class Login(Strict):
 
 
 class ModeratorAction(Strict):
-    version: Annotated[int, Field(ge=1, le=BIGINT)] | None = None
+    version: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
     reason: Annotated[str, Field(max_length=1000)] | None = None
 
 
@@ -122,7 +122,7 @@ class PolicyFields(Strict):
 class NewBan(Strict):
     kind: Literal["ip", "email", "name"]
     value: Annotated[str, Trimmed, Field(min_length=1, max_length=320)] | None = None
-    comment_id: Annotated[int, Field(gt=0, le=BIGINT)] | None = None
+    comment_id: Annotated[int, Field(gt=0, le=MAX_ID)] | None = None
     shadow: bool = False
     reason: Annotated[str, Field(max_length=1000)] | None = None
     expires_at: Annotated[str, AfterValidator(_rfc3339)] | None = None

@@ -26,7 +26,8 @@ from . import protocol
 from .api import client_ip, query_int, slug_of
 from .connection import Connection
 from .errors import RateLimited, ValidationFailed
-from .protocol import MAX_SEQ, Close
+from .models import MAX_ID
+from .protocol import Close
 from .state import AppState, state_of
 
 HEARTBEAT_S = 20.0
@@ -150,9 +151,9 @@ def _since(request: Request) -> int | None:
     """`Last-Event-ID` (a browser resuming) wins over the `since` query parameter."""
     last = request.headers.get("last-event-id")
     if last is None or last.strip() == "":
-        return query_int(request, "since", None, 0, MAX_SEQ)
+        return query_int(request, "since", None, 0, MAX_ID)
     last = last.strip()
-    if not last.isdigit() or int(last) > MAX_SEQ:
+    if not last.isdigit() or int(last) > MAX_ID:
         raise ValidationFailed.field("Last-Event-ID", "must be the seq of an event")
     return int(last)
 
