@@ -19,7 +19,12 @@ against the installed versions (`REQUIREMENTS`):
   `send_close` and `data_to_send`;
 - from uvicorn itself: the constructor, `scope` and `run_asgi` to hand the socket to the
   endpoint, and `shutdown`, which its server calls on every connection when it stops: a socket
-  the hub already closed must not be sent a second close frame.
+  the hub already closed must not be sent a second close frame;
+- for memory alone (idle connections are most of a live server's connections): a one-waiter
+  inbox and flag stand in for uvicorn's `queue` (an `asyncio.Queue`: four deques of about 760
+  bytes) and `writable` (an `asyncio.Event`), and the handshake `request` and `response` are
+  dropped once accepted. The test checks that uvicorn calls nothing else on `queue` and
+  `writable` and reads `request` and `response` only while handshaking.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.protocol import State
 
 EXTENSION = "realtime.socket"
@@ -38,9 +45,80 @@ CLOSE_TIMEOUT = 10.0
 REQUIREMENTS = {
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol":
         ("scope", "run_asgi", "shutdown", "conn", "pause_writing", "resume_writing",
-         "connection_made", "connection_lost"),
+         "connection_made", "connection_lost", "queue", "writable", "request", "response"),
     "websockets.server.ServerProtocol": ("state", "send_close", "data_to_send"),
 }
+# What uvicorn may call on the stand-ins for its `queue` and `writable`.
+STAND_INS = {"queue": ("put_nowait", "get", "empty"),
+             "writable": ("set", "clear", "is_set", "wait")}
+# The only methods of uvicorn's class that may read the handshake's `request` and `response`.
+HANDSHAKE_READERS = ("handle_connect", "send")
+
+
+class _OneWaiter:
+    """Wakes the single coroutine that waits on it: what is left of asyncio's waiter deque."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def _sleep(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+
+class _Inbox(_OneWaiter):
+    """The part of `asyncio.Queue` uvicorn uses, for its single reader (the ASGI receive)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[Any] = []
+
+    def put_nowait(self, item: Any) -> None:
+        self.items.append(item)
+        self._wake()
+
+    def empty(self) -> bool:
+        return not self.items
+
+    async def get(self) -> Any:
+        while not self.items:
+            await self._sleep()
+        return self.items.pop(0)
+
+
+class _Flag(_OneWaiter):
+    """The part of `asyncio.Event` uvicorn uses for `writable`, for one waiting sender."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
+
+    def set(self) -> None:
+        self.value = True
+        self._wake()
+
+    def clear(self) -> None:
+        self.value = False
+
+    async def wait(self) -> None:
+        while not self.value:
+            await self._sleep()
 
 
 def socket_of(scope: Mapping[str, Any]) -> FrameSocket | None:
@@ -58,6 +136,12 @@ class FrameSocket(WebSocketsSansIOProtocol):
     _closing = False
     _abort: asyncio.TimerHandle | None = None
     _transport: asyncio.Transport
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -85,6 +169,11 @@ class FrameSocket(WebSocketsSansIOProtocol):
         # Called once the handshake is accepted, before the app sees the scope.
         self.scope["extensions"][EXTENSION] = {"socket": self}
         await super().run_asgi()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and hasattr(self, "response"):
+            del self.request, self.response
 
     def shutdown(self) -> None:
         if self._closing:

@@ -7,10 +7,12 @@ the newest releases to tell early when the pins in pyproject.toml must move.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib
 import inspect
 import socket
+import textwrap
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 import uvicorn
 import websockets
 from packaging.requirements import Requirement
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from realtime import protocol, uvicorn_ws
 
@@ -58,6 +61,29 @@ def test_the_base_classes_have_what_the_code_uses() -> None:
         package = module_name.split(".")[0]
         assert not missing, (f"{path} of {package} {version(package)} has no {missing}, which"
                              f" realtime/uvicorn_ws.py relies on")
+
+
+def test_uvicorn_needs_no_more_than_the_stand_ins_give() -> None:
+    """uvicorn calls only what the lighter stand-ins provide on `queue` and `writable`, and
+    reads the handshake's `request` and `response` only while handshaking."""
+    cls = WebSocketsSansIOProtocol
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    where = f"uvicorn {version('uvicorn')} ({cls.__module__})"
+    for name, allowed in uvicorn_ws.STAND_INS.items():
+        used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute) and node.value.attr == name
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+        extra = used - set(allowed)
+        assert not extra, (f"{where} calls {sorted(extra)} on self.{name}, which"
+                           f" realtime/uvicorn_ws.py's stand-in lacks")
+    readers = {function.name for function in ast.walk(tree)
+               if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+               for node in ast.walk(function)
+               if isinstance(node, ast.Attribute) and node.attr in ("request", "response")
+               and isinstance(node.value, ast.Name) and node.value.id == "self"}
+    extra = readers - set(uvicorn_ws.HANDSHAKE_READERS)
+    assert not extra, (f"{where} reads self.request/self.response in {sorted(extra)}, but"
+                       f" realtime/uvicorn_ws.py drops them after the handshake")
 
 
 class Recorder:
