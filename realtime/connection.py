@@ -22,8 +22,9 @@ from .protocol import Close
 REPLAY_WINDOW = 64
 
 # Subscription states: events are sent as they happen; the replay is catching it up from the
-# database; or the subscribe is still reading where to start (nothing is sent yet).
-LIVE, REPLAYING, OPENING = 0, 1, 2
+# database; the subscribe is still reading where to start (nothing is sent yet); or that
+# read may have missed events because the database listener reconnected meanwhile.
+LIVE, REPLAYING, OPENING, DOUBTED = 0, 1, 2, 3
 
 
 class Socket(Protocol):

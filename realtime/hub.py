@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 
 from . import events, protocol
-from .connection import LIVE, OPENING, REPLAYING, Connection, Subscription
+from .connection import DOUBTED, LIVE, OPENING, REPLAYING, Connection, Subscription
 from .errors import NotFound
 from .models import EventPage
 from .presence import IP_PREFIX, Presence
@@ -209,11 +209,15 @@ class Hub:
         conn.push(protocol.subscribed(channel, page.head, page.head - page.after,
                                       self.watching(channel)))
         sub.last = page.after
-        if page.after >= max(page.head, self.head(channel)):
+        doubted = sub.state == DOUBTED
+        if not doubted and page.after >= max(page.head, self.head(channel)):
             sub.state = LIVE
             return
         sub.state = REPLAYING
-        self._replay(channel).take(page)
+        replay = self._replay(channel)
+        replay.take(page)
+        if doubted:
+            replay.distrust()
 
     def _refusal(self, page: EventPage | None) -> str | None:
         if page is None or page.after > page.head:
@@ -358,8 +362,11 @@ class Hub:
             if channel == MODERATION:
                 for sub in subs:
                     sub.conn.push(protocol.reset(channel, "listener_reconnected"))
-            else:
-                self._catch_up(list(subs))
+                continue
+            for sub in subs:
+                if sub.state == OPENING:
+                    sub.state = DOUBTED
+            self._catch_up(list(subs))
 
     def deliver_moderation(self, name: str, data: bytes) -> None:
         """Hand one comment change to every moderator's connection."""
@@ -425,7 +432,7 @@ class Hub:
                 self.shown[channel] = total
                 message = protocol.presence(channel, total)
                 for sub in subs:
-                    if sub.state != OPENING:
+                    if sub.state == LIVE or sub.state == REPLAYING:
                         sub.conn.push(message)
         for channel in [c for c in self.shown if c not in self.channels]:
             del self.shown[channel]

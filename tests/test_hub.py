@@ -6,6 +6,7 @@ in test_ws.py, test_replay.py and test_cluster.py; these pin the rules those rel
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytest
 from realtime import events, presence, protocol
 from realtime.connection import LIVE, OPENING, REPLAYING, Connection, Subscription
 from realtime.hub import Hub
-from realtime.models import EventPage
+from realtime.models import Event, EventPage
+
+from conftest import wait_for
 
 
 async def _no_page(slug: str, since: int | None, limit: int) -> EventPage | None:
@@ -227,3 +230,50 @@ def test_event_seq_reads_only_event_messages() -> None:
     assert protocol.event_seq(protocol.event("moderation", None, "comment.created",
                                              b'{"seq":5}')) is None
     assert protocol.event_seq(protocol.reset("post:a", "imported")) is None
+
+
+class Recording:
+    """The transport side of a connection, in memory: records what the hub writes."""
+
+    on_resume = None
+    paused = False
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+    def close_now(self, code: int, reason: str) -> None:
+        raise AssertionError("no close expected")
+
+
+async def test_a_subscribe_read_across_a_listener_reconnect_is_read_again() -> None:
+    """A subscribe whose first read was in flight when the listener reconnected does not go
+    live on that read: the replay reads again, and finds what the listener missed."""
+    reads: list[int | None] = []
+    first_read = asyncio.Event()
+    release = asyncio.Event()
+    event = Event("x", 1, "comment.created", b'{"id":1}')
+
+    async def fetch(slug: str, since: int | None, limit: int) -> EventPage:
+        reads.append(since)
+        if len(reads) == 1:
+            first_read.set()
+            await release.wait()
+            return EventPage(0, 0, [])
+        return EventPage(0, 1, [event])
+
+    hub = Hub(node_id="here", queue_size=8, replay_limit=1000, ip_limit=256,
+              fetch_page=fetch, fetch_moderation=_no_changes)
+    conn = hub.connect(None)
+    conn.attach(Recording())
+    opening = asyncio.create_task(hub.open(conn, "post:x", 0))
+    await first_read.wait()
+    hub.resync()
+    release.set()
+    await opening
+    sub = conn.subscriptions["post:x"]
+    await wait_for(lambda: sub.state == LIVE, what="the subscription to go live")
+    assert reads == [0, 0] and sub.last == 1
