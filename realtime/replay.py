@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 200
 RETRY_S = 1.0
+IDLE_READ_S = 0.05
 
 FetchPage = Callable[[str, int | None, int], Awaitable[EventPage | None]]
 # seq, the message to send, and the reason when the event is a post.reset
@@ -171,6 +172,10 @@ class Replay:
                     self.host.end(sub, "history_expired")
             return
         self.take(page)
+        if not page.events and self.host.head(self.channel) > page.head:
+            # Heard of an event this read did not see (it was heard while the read ran):
+            # the next read finds it. Never hammer the database should that ever not hold.
+            await asyncio.sleep(IDLE_READ_S)
 
     async def _sleep(self, behind: list[Subscription]) -> None:
         self._wake.clear()
