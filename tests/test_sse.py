@@ -174,7 +174,7 @@ async def test_bad_requests_get_problems(server: Running, post: dict[str, Any],
 
 async def test_cors_lets_allowed_origins_read_the_stream(make_server: Any) -> None:
     """An allowed origin gets Access-Control-Allow-Origin (and may send Last-Event-ID);
-    another does not."""
+    another gets a 403 problem and no stream."""
     server = await make_server(allowed_origins="https://blog.example")
     mod = await login(server)
     await mod.put("/api/posts/hello-world", json={"title": "Hello"})
@@ -182,7 +182,8 @@ async def test_cors_lets_allowed_origins_read_the_stream(make_server: Any) -> No
     assert allowed.response.headers["access-control-allow-origin"] == "https://blog.example"
     await allowed.close()
     foreign = await Stream.open(server.url, PATH, Origin="https://evil.example")
-    assert "access-control-allow-origin" not in foreign.response.headers
+    assert foreign.response.status_code == 403
+    assert foreign.response.headers["content-type"] == "application/problem+json"
     await foreign.close()
     preflight = await mod.options(PATH, headers={
         "Origin": "https://blog.example", "Access-Control-Request-Method": "GET",
