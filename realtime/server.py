@@ -19,6 +19,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from .config import Settings
 from .hub import Hub
+from .protocol import Close
 from .uvicorn_ws import FrameSocket
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -59,7 +60,7 @@ def goodbye_on_signals(hub: Hub) -> Callable[[], None]:
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
 
     async def goodbye(sig: int, frame: FrameType | None) -> None:
-        await hub.close_all(1001, "server going away")
+        await hub.close_all(Close.GOING_AWAY, "server going away")
         handler = previous[signal.Signals(sig)]
         if callable(handler):
             handler(sig, frame)
