@@ -2,8 +2,10 @@
 
 Rendering happens once, at write time; the stored HTML is what every reader receives.
 markdown-it runs in CommonMark mode with raw HTML off, and nh3 (ammonia) then allows only a
-short list of tags and `http`, `https` and `mailto` links, so neither the Markdown nor a
-renderer bug can smuggle a script, an event handler or a `javascript:` URL through.
+short list of tags and absolute `http`, `https` and `mailto` links, so neither the Markdown nor
+a renderer bug can smuggle a script, an event handler or a `javascript:` URL through. Relative
+links (`/api/auth/logout`, `//evil.example`, `http:evil`) would point into whatever page
+embeds the thread, so they lose their `href`.
 """
 
 from __future__ import annotations
@@ -49,13 +51,21 @@ TAGS = {"p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li"
         "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
 ATTRIBUTES = {"a": {"href"}, "ol": {"start"}}
 LINK_REL = "nofollow ugc noopener"
+# A scheme alone is not enough: `http:evil` is a relative link on an http page.
+ABSOLUTE_LINK = re.compile(r"(?:https?://[^/\\\s?#]|mailto:\S)", re.IGNORECASE)
+
+
+def _absolute_links_only(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "href" and not ABSOLUTE_LINK.match(value):
+        return None
+    return value
 
 
 def render_markdown(body: str) -> str:
     """Safe HTML for a comment body."""
     raw = _md.render(body)
     return nh3.clean(raw, tags=TAGS, attributes=ATTRIBUTES, url_schemes={"http", "https", "mailto"},
-                     link_rel=LINK_REL).strip()
+                     attribute_filter=_absolute_links_only, link_rel=LINK_REL).strip()
 
 
 def avatar_hash(email: str | None, name: str) -> str:

@@ -33,6 +33,30 @@ def test_any_markdown_renders_inert(body: str) -> None:
     assert_inert(render.render_markdown(body))
 
 
+LINK_TARGETS = st.sampled_from([
+    "//evil.example", "/api/auth/logout", "http:evil", "https:/x", "#top", "?q=1", "x.html",
+    "javascript:alert(1)", "JaVaScRiPt:x", "data:text/html,x", "vbscript:x", "mailto:",
+    "https://ok.example/a", "HTTP://OK.example", "mailto:a@b.example", "  https://e.example",
+    "https:\\\\evil.example", "\\\\evil.example", "ftp://files.example",
+])
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), LINK_TARGETS), max_size=4),
+       st.booleans())
+def test_only_absolute_links_survive(links: list[tuple[str, str]], as_images: bool) -> None:
+    """Links and images keep an href only when it is an absolute http, https or mailto URL."""
+    bang = "!" if as_images else ""
+    body = " ".join(f"{bang}[{text}](<{target}>)" for text, target in links)
+    assert_inert(render.render_markdown(body))
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/api/auth/logout", "http:evil", "#x"])
+def test_relative_links_lose_their_target(target: str) -> None:
+    """A relative or protocol-relative link stays as text with no href."""
+    assert render.render_markdown(f"[x]({target})") == (
+        '<p><a rel="nofollow ugc noopener">x</a></p>')
+
+
 def test_avatar_hash_is_stable_and_private() -> None:
     """The avatar is a short hash of the e-mail (else the name), never the e-mail itself."""
     one = render.avatar_hash("Ann@Example.org", "Ann")
