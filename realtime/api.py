@@ -158,13 +158,14 @@ async def actor_of(request: Request) -> Actor:
     """A moderator session or an `Authorization: Edit <token>` header."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    ip = client_ip(request)
     if scheme.lower() == "edit" and token.strip():
-        return Actor(edit_token=token.strip())
+        return Actor(edit_token=token.strip(), ip=ip)
     moderator = await current_moderator(request)
     if moderator is not None:
         check_origin(request)
-        return Actor(moderator=moderator)
-    return Actor()
+        return Actor(moderator=moderator, ip=ip)
+    return Actor(ip=ip)
 
 
 # posts ----------------------------------------------------------------------------------

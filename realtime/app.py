@@ -178,6 +178,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             await asyncio.gather(*loops, return_exceptions=True)
             await hub.close_all(1001, "server going away")
             await bus.stop()
+            await service.close()
             if own_pool is not None:
                 await own_pool.close()
 

@@ -56,10 +56,14 @@ def origin_allowed(origin: str | None, own: str, extra: frozenset[str]) -> bool:
 
 
 def ip_or_none(host: str | None) -> str | None:
-    """The client address when it is an IP address (test transports give names)."""
+    """The client address when it is an IP address (test transports give names); an
+    IPv4-mapped IPv6 address (a dual-stack socket's) as the IPv4 address it is."""
     if host is None:
         return None
     try:
-        return str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)

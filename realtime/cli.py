@@ -57,9 +57,11 @@ def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) 
         finally:
             await conn.close()
         pool = await db.create_pool(url, 2)
+        service = Service(Store(pool), settings.replace(database_url=url))
         try:
-            return await work(Service(Store(pool), settings.replace(database_url=url)))
+            return await work(service)
         finally:
+            await service.close()
             await pool.close()
 
     try:

@@ -64,6 +64,10 @@ SETTINGS: tuple[Setting, ...] = (
             "failed logins per username and address in 15 minutes before 429"),
     Setting("login_max_failures_per_ip", int, 50,
             "failed logins per address (IPv6: per /64) in 15 minutes before 429"),
+    Setting("render_workers", int, 2,
+            "processes per server that render long comments off the event loop"),
+    Setting("render_cpu_limit_s", float, 0.5,
+            "processor seconds one comment may take to render before it is refused"),
 )
 
 
@@ -107,6 +111,8 @@ class Settings:
     auto_create: bool = True
     login_max_failures: int = 10
     login_max_failures_per_ip: int = 50
+    render_workers: int = 2
+    render_cpu_limit_s: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -128,9 +134,9 @@ class Settings:
             raise ValueError("REALTIME_DEFAULT_MODERATION must be post or pre")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError("REALTIME_LOG_LEVEL must be debug, info, warning or error")
-        if self.workers < 1 or self.max_depth < 1 or self.queue_size < 1:
-            raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH and REALTIME_QUEUE_SIZE"
-                             " must be at least 1")
+        if min(self.workers, self.max_depth, self.queue_size, self.render_workers) < 1:
+            raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH, REALTIME_QUEUE_SIZE and"
+                             " REALTIME_RENDER_WORKERS must be at least 1")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed."""

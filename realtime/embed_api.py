@@ -95,7 +95,7 @@ async def open_post(request: Request) -> Response:
 
 async def preview(request: Request) -> Response:
     body = await read_body(request, CommentEdit)
-    html, links = await _service(request).preview(body.body)
+    html, links = await _service(request).preview(body.body, client_ip(request))
     return json_response({"html": html, "links": links})
 
 

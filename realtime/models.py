@@ -9,6 +9,9 @@ from typing import Any, NamedTuple
 import orjson
 
 VISIBLE = "approved"
+# The largest values a moderation policy may hold: a flood count, and any number of seconds.
+MAX_FLOOD_COUNT = 100_000
+MAX_SECONDS = 86_400 * 365
 REMOVED = frozenset({"deleted", "rejected", "spam"})
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
 # What moderators can list comments by: a status, approved comments with open reports, or all.
@@ -167,6 +170,16 @@ class Verdict:
     reasons: tuple[dict[str, Any], ...] = ()
     shadow: bool = False
     edit_window_s: int = 0
+
+
+@dataclass(frozen=True)
+class MatchKeys:
+    """A new comment in the forms the rules match it in (see moderation.canonical): the hash
+    of its canonical body for duplicates, and the folded name and e-mail for bans."""
+
+    body: bytes
+    name: str
+    email: str | None
 
 
 @dataclass(frozen=True)

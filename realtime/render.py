@@ -51,6 +51,9 @@ TAGS = {"p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li"
         "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
 ATTRIBUTES = {"a": {"href"}, "ol": {"start"}}
 LINK_REL = "nofollow ugc noopener"
+# Bodies up to this length are rendered on the event loop: whatever they hold, markdown-it
+# needs well under a millisecond for them. Longer ones go to realtime.renderer's workers.
+INLINE_MAX = 64
 # A scheme alone is not enough: `http:evil` is a relative link on an http page.
 ABSOLUTE_LINK = re.compile(r"(?:https?://[^/\\\s?#]|mailto:\S)", re.IGNORECASE)
 

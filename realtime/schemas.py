@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -14,8 +14,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
+
+from .models import MAX_FLOOD_COUNT, MAX_SECONDS
 
 SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
@@ -100,23 +103,83 @@ class ModeratorAction(Strict):
     reason: Annotated[str, Field(max_length=1000)] | None = None
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """The schema of a Partial: each field's own type, without the null Python's default
+    needs and the validator refuses."""
+    for name, prop in schema.get("properties", {}).items():
+        types = [t for t in prop.pop("anyOf", [prop]) if t.get("type") != "null"]
+        kept = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+        schema["properties"][name] = {**types[0], **kept} if len(types) == 1 else \
+            {**kept, "anyOf": types}
+
+
+class Partial(Strict):
+    """A body whose fields may each be left out, but none may be null (a left-out field is
+    None for Python, and not "set")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              json_schema_extra=_not_nullable)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out instead")
+        return value
+
+
 Word = Annotated[str, Trimmed, Field(min_length=1, max_length=100)]
-Seconds = Annotated[int, Field(ge=0, le=86_400 * 365)]
+Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
+Words = Annotated[list[Word], Field(max_length=1000)]
 
 
-class FloodFields(Strict):
+class FloodFields(Partial):
     min_interval_s: Seconds | None = None
-    max_per_10_min: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    max_per_10_min: Annotated[int, Field(ge=0, le=MAX_FLOOD_COUNT)] | None = None
 
 
-class PolicyFields(Strict):
+class PolicyFields(Partial):
     default_moderation: Literal["post", "pre"] | None = None
-    hold_words: Annotated[list[Word], Field(max_length=1000)] | None = None
-    block_words: Annotated[list[Word], Field(max_length=1000)] | None = None
+    hold_words: Words | None = None
+    block_words: Words | None = None
     max_links: Annotated[int, Field(ge=0, le=1000)] | None = None
     trusted_authors: bool | None = None
     edit_window_s: Seconds | None = None
     flood: FloodFields | None = None
+
+
+def readable_policy(stored: Any) -> tuple[dict[str, Any], list[str]]:
+    """The valid fields of a stored policy, as PolicyFields gives them, and the names of the
+    fields that are not valid (each falls back to its default). Unknown fields (saved by a
+    newer version) are ignored."""
+    data = stored if isinstance(stored, dict) else {}
+    good: dict[str, Any] = {}
+    bad: list[str] = [] if isinstance(stored, dict) else ["policy"]
+    for name in PolicyFields.model_fields:
+        if name not in data:
+            continue
+        value = data[name]
+        if name == "flood" and isinstance(value, dict):
+            parts = {k: v for k, v in value.items() if k in FloodFields.model_fields}
+            value, broken = _valid_parts(FloodFields, parts)
+            bad += [f"flood.{k}" for k in broken]
+        try:
+            good.update(PolicyFields.model_validate({name: value})
+                        .model_dump(exclude_unset=True))
+        except ValidationError:
+            bad.append(name)
+    return good, bad
+
+
+def _valid_parts(model: type[BaseModel], data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    good, bad = {}, []
+    for name, value in data.items():
+        try:
+            model.model_validate({name: value})
+            good[name] = value
+        except ValidationError:
+            bad.append(name)
+    return good, bad
 
 
 class NewBan(Strict):

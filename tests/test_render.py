@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from realtime import moderation, render
 from realtime.config import Settings
 from realtime.errors import Banned, RateLimited
+from realtime.schemas import readable_policy
 
 from test_api import assert_inert
 
@@ -128,3 +129,46 @@ def test_action_statuses() -> None:
     assert moderation.action_status("restore", "spam") == "approved"
     assert moderation.action_status("restore", "pending") == "pending"
     assert moderation.action_status("reject", "approved") == "rejected"
+
+
+def test_canonical_text_drops_invisible_and_folds_lookalikes() -> None:
+    """NFKC folds fullwidth letters and ligatures; format and other default-ignorable
+    characters vanish; folding also ignores case."""
+    assert moderation.canonical("al\u200bi\u00adce\u2066") == "alice"
+    assert moderation.canonical("ｆｉｎｅ ﬁle") == "fine file"
+    assert moderation.folded("ÅLICE\u034f\ufe0f\U000e0041") == "ålice"
+    assert moderation.folded("Straße") == "strasse"
+
+
+def test_ban_values() -> None:
+    """IP bans are networks (an IPv6 address its /64, a mapped IPv4 address itself);
+    names and e-mails are folded."""
+    assert moderation.ban_value("ip", "203.0.113.9") == "203.0.113.9"
+    assert moderation.ban_value("ip", "203.0.113.9/24") == "203.0.113.0/24"
+    assert moderation.ban_value("ip", "2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert moderation.ban_value("ip", "2001:db8::6/128") == "2001:db8::6"
+    assert moderation.ban_value("ip", "::ffff:203.0.113.9") == "203.0.113.9"
+    assert moderation.ban_value("name", " Al\u200bICE ") == "alice"
+    with pytest.raises(ValueError):
+        moderation.ban_value("ip", "203.0.113.0/33")
+
+
+def test_edits_only_tighten_the_status() -> None:
+    """An edit moves a comment to the stricter of its status and the verdict, and never
+    touches a rejected or deleted one."""
+    assert moderation.edited_status("approved", "pending") == "pending"
+    assert moderation.edited_status("approved", "spam") == "spam"
+    assert moderation.edited_status("pending", "approved") == "pending"
+    assert moderation.edited_status("spam", "approved") == "spam"
+    assert moderation.edited_status("rejected", "approved") == "rejected"
+    assert moderation.edited_status("deleted", "spam") == "deleted"
+
+
+def test_readable_policy_keeps_the_good_fields() -> None:
+    """Each unreadable field of a stored policy is named and left out; unknown ones are
+    ignored; a stored value that is no object is unreadable as a whole."""
+    good, bad = readable_policy({"max_links": "3", "hold_words": ["a"], "future": 1,
+                                 "flood": {"min_interval_s": 5, "max_per_10_min": None}})
+    assert good == {"hold_words": ["a"], "flood": {"min_interval_s": 5}}
+    assert bad == ["max_links", "flood.max_per_10_min"]
+    assert readable_policy(None) == ({}, ["policy"])

@@ -11,7 +11,7 @@ import orjson
 from ..errors import NotFound
 from ..events import NOTIFY_CHANNEL, notify_payload
 from ..models import Audit, Comment, iso
-from .base import BAN_COLUMNS, StoreBase, ban_of, page
+from .base import BAN_COLUMNS, StoreBase, active_ban, ban_of, page
 
 
 class ModerationStore(StoreBase):
@@ -72,6 +72,21 @@ class ModerationStore(StoreBase):
                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                 orjson.dumps(value).decode())
             await self._audit(conn, audit)
+
+    async def author_standing(self, comment: Comment, *, name: str,
+                              email: str | None) -> dict[str, Any]:
+        """What an edit of the comment is judged by: the stored policy, the post's moderation,
+        whether the author is trusted (another approved comment under the e-mail) and, over
+        the active bans that match the author, `shadow` (NULL: none, false: a real ban)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT value FROM settings WHERE name = 'moderation') AS policy,"
+            " (SELECT moderation FROM posts WHERE id = $1) AS moderation,"
+            " ($3::text IS NOT NULL AND EXISTS (SELECT 1 FROM comments WHERE author_email = $3"
+            "  AND status = 'approved' AND id <> $2)) AS trusted,"
+            f" (SELECT bool_and(shadow) FROM bans WHERE {active_ban('$4', '$5', '$6')})"
+            " AS shadow", comment.post_id, comment.id, comment.author_email, comment.ip,
+            email, name)
+        return dict(row)
 
     async def list_bans(self) -> list[dict[str, Any]]:
         """Every ban, newest first."""
