@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -38,9 +37,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
-DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                 asyncpg.AdminShutdownError, TimeoutError)
+READY_TIMEOUT_S = 3.0
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
@@ -67,7 +64,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_database_down(request: Request, exc: Exception) -> Response:
-    log.warning("database unavailable: %s", type(exc).__name__)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
     return problem_response(Unavailable("the database is unavailable", retry_after=5))
 
 
@@ -84,8 +82,8 @@ async def readyz(request: Request) -> Response:
     if not state_of(request.app).bus.up.is_set():
         return problem_response(Unavailable("the database listener is down", retry_after=2))
     try:
-        await state_of(request.app).service.ping()
-    except DATABASE_DOWN:
+        await state_of(request.app).service.ping(READY_TIMEOUT_S)
+    except db.DOWN:
         return problem_response(Unavailable("the database is unavailable", retry_after=5))
     return api.json_response({"status": "ready"})
 
@@ -138,7 +136,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 await db.migrate(conn)
             finally:
                 await conn.close()
-            own_pool = await db.create_pool(settings.database_url, settings.pool_size)
+            own_pool = await db.create_pool(settings.database_url, settings.pool_size,
+                                            settings.db_timeout_s)
         the_store = store or Store(own_pool)
 
         node = uuid.uuid4().hex[:12]
@@ -177,10 +176,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             await hub.close_all(1001, "server going away")
-            await bus.stop()
-            await service.close()
-            if own_pool is not None:
-                await own_pool.close()
+            try:
+                await bus.stop()
+            finally:
+                # Whatever the listener died of, the pool and the render workers still go.
+                await service.close()
+                if own_pool is not None:
+                    await own_pool.close()
 
     routes = [
         *api.ROUTES,
@@ -195,7 +197,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     ]
     handlers: dict[Any, Any] = {RealtimeError: on_realtime_error, HTTPException: on_http_error,
                                 Exception: on_unexpected}
-    handlers.update({kind: on_database_down for kind in DATABASE_DOWN})
+    handlers.update({kind: on_database_down for kind in db.DOWN})
     # EmbedOrigins first: a foreign page's request gets a readable refusal, not CORS silence.
     middleware = [Middleware(EmbedOrigins),
                   Middleware(CORSMiddleware, allow_origins=sorted(settings.extra_origins),

@@ -56,7 +56,7 @@ def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) 
             await db.migrate(conn)
         finally:
             await conn.close()
-        pool = await db.create_pool(url, 2)
+        pool = await db.create_pool(url, 2, settings.db_timeout_s)
         service = Service(Store(pool), settings.replace(database_url=url))
         try:
             return await work(service)

@@ -57,6 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_ping_interval", float, 20.0, "seconds between protocol pings to each client"),
     Setting("session_days", int, 14, "days a moderator session lasts"),
     Setting("pool_size", int, 10, "database connections per process"),
+    Setting("db_timeout_s", float, 4.0,
+            "seconds to connect, to wait for a pooled connection and per statement"),
     Setting("log_level", str, "info", "debug, info, warning or error"),
     Setting("auto_create", bool, True,
             "a page of an allowed origin creates its thread on first view (10 per IP per hour)"),
@@ -107,6 +109,7 @@ class Settings:
     ws_ping_interval: float = 20.0
     session_days: int = 14
     pool_size: int = 10
+    db_timeout_s: float = 4.0
     log_level: str = "info"
     auto_create: bool = True
     login_max_failures: int = 10

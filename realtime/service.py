@@ -296,9 +296,9 @@ class Service(Logins):
         await self.store.prune_thread_creations()
         await self.store.prune_login_failures(WINDOW)
 
-    async def ping(self) -> None:
-        """Raise when the database cannot answer."""
-        await self.store.ping()
+    async def ping(self, timeout: float) -> None:
+        """Raise when the database cannot answer within `timeout` seconds."""
+        await self.store.ping(timeout)
 
     async def public_comment(self, comment_id: int) -> Comment:
         """A comment anyone may see, or NotFound."""

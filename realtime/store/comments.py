@@ -97,6 +97,8 @@ SELECT EXISTS (SELECT 1 FROM comments
   LEFT JOIN LATERAL ({COMMENT_SELECT}
                       WHERE c.post_id = $1 AND c.client_id = $6::uuid) AS retry ON true
 """
+# Housekeeping may touch many rows at once; it runs in the background, not in a request.
+MAINTENANCE_TIMEOUT_S = 300.0
 AUTHOR_FACTS = ("policy", "trusted", "shadow", "last_age", "recent_ip", "recent_email",
                 "oldest_ip", "oldest_email")
 
@@ -148,7 +150,8 @@ class CommentStore(StoreBase):
     async def prune_events(self, older_than: timedelta) -> int:
         """Drop events past the retention window; return how many went."""
         result: str = await self.pool.execute(
-            "DELETE FROM events WHERE created_at < now() - $1::interval", older_than)
+            "DELETE FROM events WHERE created_at < now() - $1::interval", older_than,
+            timeout=MAINTENANCE_TIMEOUT_S)
         return int(result.split()[-1])
 
     async def admission(self, slug: str, draft: Draft, keys: MatchKeys, *,
