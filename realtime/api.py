@@ -131,9 +131,10 @@ async def current_moderator(request: Request) -> Moderator | None:
 
 
 def own_origin(request: Request) -> str:
-    """The server's own origin: from REALTIME_PUBLIC_URL, else from the request."""
-    settings = state_of(request.app).settings
-    return auth.origin_of(settings.public_url) or f"{request.url.scheme}://{request.url.netloc}"
+    """The server's own origin: REALTIME_PUBLIC_URL's when set, else the request's (its
+    scheme from a trusted proxy, see realtime.proxy)."""
+    public = state_of(request.app).settings.public_url
+    return auth.origin_of(public) or f"{request.url.scheme}://{request.url.netloc}"
 
 
 def check_origin(request: Request) -> None:
@@ -251,7 +252,7 @@ async def login(request: Request) -> Response:
     response = json_response({"moderator": {"username": moderator.username}})
     days = state_of(request.app).settings.session_days
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=days * 86400, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/",
+                        samesite="lax", secure=own_origin(request).startswith("https:"), path="/",
                         expires=datetime.now(UTC) + timedelta(days=days))
     return response
 
@@ -262,7 +263,8 @@ async def logout(request: Request) -> Response:
         check_origin(request)
         await _service(request).logout(token)
     response = Response(status_code=204)
-    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=own_origin(request).startswith("https:"))
     return response
 
 

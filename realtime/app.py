@@ -30,6 +30,7 @@ from .errors import RealtimeError, Unavailable
 from .hub import Hub
 from .origins import EmbedOrigins
 from .pages import static_dir
+from .proxy import TrustedProxies
 from .server import goodbye_on_signals
 from .service import Service
 from .state import AppState, state_of
@@ -107,7 +108,8 @@ async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
 
 
 class RealtimeApp(Starlette):
-    """Starlette, with the WebSocket endpoint called ahead of the middleware stack.
+    """Starlette, with the client's address and scheme taken from trusted proxies' headers
+    (see realtime.proxy), and the WebSocket endpoint called ahead of the middleware stack.
 
     A live connection stays for hours, and every layer it passes (error middleware, CORS,
     exception handling, the router) keeps a coroutine frame for it: about 4 KiB per idle
@@ -115,7 +117,13 @@ class RealtimeApp(Starlette):
     the origin itself, and uvicorn logs and closes on an unexpected error as they would).
     """
 
+    def __init__(self, *, proxies: TrustedProxies, **options: Any) -> None:
+        super().__init__(**options)
+        self.proxies = proxies
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self.proxies.rewrite(scope)
         if scope["type"] == "websocket" and \
                 scope["path"].removeprefix(scope.get("root_path", "")) == ws.PATH:
             scope["app"] = self
@@ -204,7 +212,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                              allow_methods=["GET", "POST", "PATCH", "DELETE"],
                              allow_headers=["Content-Type", "Authorization"], max_age=600)]
     return RealtimeApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                       middleware=middleware)
+                       middleware=middleware,
+                       proxies=TrustedProxies(settings.forwarded_allow_ips))
 
 
 def app_from_env() -> Starlette:

@@ -8,6 +8,7 @@ listed in the README by `realtime settings --markdown`; a test keeps the README 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", int, 1, "server processes sharing the port"),
     Setting("public_url", str, "", "base URL printed for users; default http://HOST:PORT"),
     Setting("allowed_origins", str, "", "comma-separated extra origins allowed to embed and write"),
+    Setting("forwarded_allow_ips", str, "",
+            "proxies (addresses, CIDR networks, or *) whose X-Forwarded-For/-Proto are believed"),
     Setting("default_moderation", str, "post", "moderation of new posts: post or pre"),
     Setting("max_depth", int, 6, "deepest reply nesting; deeper replies attach higher"),
     Setting("edit_window_s", int, 900, "seconds an author may edit or delete with the edit token"),
@@ -92,6 +95,7 @@ class Settings:
     workers: int = 1
     public_url: str = ""
     allowed_origins: str = ""
+    forwarded_allow_ips: str = ""
     default_moderation: str = "post"
     max_depth: int = 6
     edit_window_s: int = 900
@@ -135,6 +139,13 @@ class Settings:
     def __post_init__(self) -> None:
         if self.default_moderation not in ("post", "pre"):
             raise ValueError("REALTIME_DEFAULT_MODERATION must be post or pre")
+        for entry in self.forwarded_allow_ips.split(","):
+            if entry.strip() not in ("", "*"):
+                try:
+                    ipaddress.ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"REALTIME_FORWARDED_ALLOW_IPS: {entry.strip()!r} is no"
+                                     " address or network") from None
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError("REALTIME_LOG_LEVEL must be debug, info, warning or error")
         if min(self.workers, self.max_depth, self.queue_size, self.render_workers) < 1:
