@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, catalogs, db, embed_api, metrics, openapi, pages, ws
+from . import api, catalogs, db, embed_api, headers, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
 from .errors import RealtimeError, Unavailable
@@ -109,7 +109,9 @@ async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
 
 class RealtimeApp(Starlette):
     """Starlette, with the client's address and scheme taken from trusted proxies' headers
-    (see realtime.proxy), and the WebSocket endpoint called ahead of the middleware stack.
+    (see realtime.proxy), security headers on every answer (realtime.headers, outside the
+    middleware so that even a 500 has them), and the WebSocket endpoint called ahead of the
+    middleware stack.
 
     A live connection stays for hours, and every layer it passes (error middleware, CORS,
     exception handling, the router) keeps a coroutine frame for it: about 4 KiB per idle
@@ -124,6 +126,8 @@ class RealtimeApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             self.proxies.rewrite(scope)
+        if scope["type"] == "http":
+            send = headers.secured(scope, send)
         if scope["type"] == "websocket" and \
                 scope["path"].removeprefix(scope.get("root_path", "")) == ws.PATH:
             scope["app"] = self
