@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -60,8 +60,22 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     body = {"type": "about:blank", "title": exc.detail, "status": exc.status_code,
             "code": HTTP_CODES.get(exc.status_code, "http_error"), "detail": exc.detail}
-    return Response(orjson.dumps(body), status_code=exc.status_code, headers=exc.headers,
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return Response(orjson.dumps(body), status_code=exc.status_code, headers=headers,
                     media_type="application/problem+json")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path takes: starlette's 405 names only those of the
+    first route that matched the path, and each method here is a route of its own."""
+    found: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and \
+                route.matches(request.scope)[0] != Match.NONE:
+            found |= route.methods
+    return sorted(found)
 
 
 async def on_database_down(request: Request, exc: Exception) -> Response:
