@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -23,10 +24,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import api, catalogs, db, embed_api, headers, metrics, openapi, pages, ws
+from . import api, auth, catalogs, db, embed_api, headers, metrics, openapi, pages, ws
 from .bus import Bus
 from .config import Settings
-from .errors import RealtimeError, Unavailable
+from .errors import Forbidden, RealtimeError, Unauthorized, Unavailable
 from .hub import Hub
 from .origins import EmbedOrigins
 from .pages import static_dir
@@ -105,7 +106,24 @@ async def readyz(request: Request) -> Response:
 
 async def metrics_text(request: Request) -> Response:
     state = state_of(request.app)
+    token = state.settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or \
+                not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise Unauthorized("send the metrics token: Authorization: Bearer <token>")
+    elif not from_this_machine(request):
+        raise Forbidden("metrics are served to this machine only;"
+                        " set REALTIME_METRICS_TOKEN to scrape them from elsewhere")
     return Response(metrics.render(state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+def from_this_machine(request: Request) -> bool:
+    """A loopback client that no proxy relayed (a proxy on this machine that is not in
+    REALTIME_FORWARDED_ALLOW_IPS still names a client in its headers)."""
+    host = auth.ip_or_none(request.client.host if request.client else None)
+    relayed = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+    return host is not None and ipaddress.ip_address(host).is_loopback and not relayed
 
 
 async def openapi_json(request: Request) -> Response:
@@ -168,6 +186,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
 
         node = uuid.uuid4().hex[:12]
         service = Service(the_store, settings)
+        await service.start()
         hub = Hub(node_id=node, queue_size=settings.queue_size,
                   replay_limit=settings.replay_limit, fetch_events=service.events_after,
                   fetch_private=service.private_comment)
@@ -184,15 +203,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         async def heartbeat() -> None:
             await bus.announce(node, hub.local_counts())
 
-        async def prune() -> None:
-            await service.prune(timedelta(days=settings.retention_days))
 
         app.state.realtime = AppState(settings=settings, service=service,
                                       hub=hub, bus=bus, pool=own_pool,
                                       metrics=metrics.registry_for(hub, bus))
         loops = [asyncio.create_task(_every(1.0, presence)),
                  asyncio.create_task(_every(5.0, heartbeat)),
-                 asyncio.create_task(_every(3600.0, prune))]
+                 asyncio.create_task(_every(3600.0, service.prune))]
         undo_signals = goodbye_on_signals(hub)
         try:
             yield

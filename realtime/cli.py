@@ -1,4 +1,5 @@
-"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`."""
+"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`,
+`author export|erase`."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) 
         pool = await db.create_pool(url, 2, settings.db_timeout_s)
         service = Service(Store(pool), settings.replace(database_url=url))
         try:
+            await service.start()
             return await work(service)
         finally:
             await service.close()
@@ -198,3 +200,37 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
     except BenchUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+@main.group()
+def author() -> None:
+    """What is stored about one author (by e-mail): export it, or erase it."""
+
+
+@author.command("export")
+@click.argument("email")
+def author_export(email: str) -> None:
+    """Print, as JSON, everything stored under EMAIL: comments of any status (with IP
+    address and user agent while kept) and the bans naming the author."""
+    import orjson
+
+    from .privacy import export_author
+
+    settings = _settings()
+    with database(settings) as url:
+        found = _run(url, settings, lambda s: export_author(s, email))
+    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+
+
+@author.command("erase")
+@click.argument("email")
+@click.confirmation_option(prompt="Erase every comment of this author? This cannot be undone.")
+def author_erase(email: str) -> None:
+    """Erase every comment stored under EMAIL: each becomes a tombstone (text, name, e-mail,
+    website, address and user agent cleared), live on open pages."""
+    from .privacy import erase_author
+
+    settings = _settings()
+    with database(settings) as url:
+        erased = _run(url, settings, lambda s: erase_author(s, email))
+    click.echo(f"erased {len(erased)} comment{'s' if len(erased) != 1 else ''} of {email}")

@@ -53,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("flood_min_interval_s", int, 0, "seconds between comments per IP and e-mail (0: off)"),
     Setting("flood_max_per_10_min", int, 0, "comments per 10 minutes per IP and e-mail (0: off)"),
     Setting("retention_days", int, 7, "days events are kept for resuming clients"),
+    Setting("ip_retention_days", int, 30,
+            "days commenters' IP addresses and user agents are kept, then dropped"),
     Setting("replay_limit", int, 1000, "most missed events replayed before a reset"),
     Setting("max_subscriptions", int, 50, "subscriptions one WebSocket connection may hold"),
     Setting("max_connections_per_ip", int, 256, "WebSocket connections one client IP may hold"),
@@ -69,6 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
             "failed logins per username and address in 15 minutes before 429"),
     Setting("login_max_failures_per_ip", int, 50,
             "failed logins per address (IPv6: per /64) in 15 minutes before 429"),
+    Setting("metrics_token", str, "",
+            "bearer token for /metrics; empty: /metrics answers this machine only"),
     Setting("render_workers", int, 2,
             "processes per server that render long comments off the event loop"),
     Setting("render_cpu_limit_s", float, 0.5,
@@ -106,6 +110,7 @@ class Settings:
     flood_min_interval_s: int = 0
     flood_max_per_10_min: int = 0
     retention_days: int = 7
+    ip_retention_days: int = 30
     replay_limit: int = 1000
     max_subscriptions: int = 50
     max_connections_per_ip: int = 256
@@ -118,6 +123,7 @@ class Settings:
     auto_create: bool = True
     login_max_failures: int = 10
     login_max_failures_per_ip: int = 50
+    metrics_token: str = ""
     render_workers: int = 2
     render_cpu_limit_s: float = 0.5
 

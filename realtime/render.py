@@ -11,6 +11,7 @@ embeds the thread, so they lose their `href`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable
 
@@ -71,10 +72,11 @@ def render_markdown(body: str) -> str:
                      attribute_filter=_absolute_links_only, link_rel=LINK_REL).strip()
 
 
-def avatar_hash(email: str | None, name: str) -> str:
-    """A short, stable hash for an identicon: from the e-mail, else the name."""
+def avatar_hash(key: bytes, email: str | None, name: str) -> str:
+    """A short, stable hash for an identicon: from the e-mail, else the name, keyed with the
+    site's secret so that nobody can confirm a guessed address by hashing it."""
     source = (email or name).strip().lower()
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+    return hmac.new(key, source.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 WEB_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)

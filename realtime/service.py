@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +71,21 @@ class Service(Logins):
         self.hashing = Hashing()
         self.renderer = Renderer(settings.render_workers, settings.render_cpu_limit_s)
         self._unreadable: str | None = None
+        self._avatar_key: bytes | None = None
+
+    async def start(self) -> None:
+        """Load what every node shares and the service needs before it serves: the site's
+        avatar key (created, and every stored avatar recomputed with it, on first start)."""
+        key = await self.store.avatar_key(
+            secrets.token_hex(32),
+            lambda key, email, name: render.avatar_hash(bytes.fromhex(key), email, name))
+        self._avatar_key = bytes.fromhex(key)
+
+    def avatar(self, email: str | None, name: str) -> str:
+        """An author's avatar hash, keyed with the site's avatar key."""
+        if self._avatar_key is None:
+            raise RuntimeError("Service.start() was not awaited")
+        return render.avatar_hash(self._avatar_key, email, name)
 
     async def close(self) -> None:
         """Let go of what the service started (its render workers)."""
@@ -112,7 +128,7 @@ class Service(Logins):
         token = auth.new_token()
         written = await self.store.insert_comment(
             slug, draft, keys, judge=judge, html=html, flood_defaults=flood,
-            avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
+            avatar=self.avatar(draft.author_email, draft.author_name), edit_token=token,
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
         if written.verdict is None:
             return Created(written.comment, None, None, created=False)
@@ -290,11 +306,14 @@ class Service(Logins):
         """Every ban, newest first."""
         return await self.store.list_bans()
 
-    async def prune(self, older_than: timedelta) -> None:
-        """Forget what the retention settings let go: events past their window."""
-        await self.store.prune_events(older_than)
+    async def prune(self) -> None:
+        """Forget what the retention settings let go: events past REALTIME_RETENTION_DAYS,
+        thread creations and failed logins past their windows, and addresses and user agents
+        past REALTIME_IP_RETENTION_DAYS."""
+        await self.store.prune_events(timedelta(days=self.settings.retention_days))
         await self.store.prune_thread_creations()
         await self.store.prune_login_failures(WINDOW)
+        await self.store.forget_addresses(timedelta(days=self.settings.ip_retention_days))
 
     async def ping(self, timeout: float) -> None:
         """Raise when the database cannot answer within `timeout` seconds."""

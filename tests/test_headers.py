@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_browser import OpenPage, browser, open_page  # noqa: F401  (fixtures)
 
 from conftest import Running, comment_body
+from test_browser import OpenPage, browser, open_page  # noqa: F401  (fixtures)
 
 UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
 

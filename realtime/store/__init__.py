@@ -13,12 +13,14 @@ from .comments import CommentStore
 from .feed import FeedStore
 from .moderation import ModerationStore
 from .posts import PostStore
+from .privacy import PrivacyStore
 from .threads import ThreadPage, ThreadStore
 
 __all__ = ["COMMENT_COLUMNS", "Store", "ThreadPage", "Written", "token_hash"]
 
 
-class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore):
+class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore,
+            PrivacyStore):
     """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
 
     async def ping(self, timeout: float) -> None:
