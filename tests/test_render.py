@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -59,11 +61,15 @@ def test_relative_links_lose_their_target(target: str) -> None:
 
 
 def test_avatar_hash_is_stable_and_private() -> None:
-    """The avatar is a short hash of the e-mail (else the name), never the e-mail itself."""
-    one = render.avatar_hash("Ann@Example.org", "Ann")
-    assert one == render.avatar_hash("ann@example.org ", "Someone")
+    """The avatar is a short keyed hash of the e-mail (else the name), never the e-mail
+    itself, and without the site's key nobody can compute it from a guessed address."""
+    key = bytes(range(32))
+    one = render.avatar_hash(key, "Ann@Example.org", "Ann")
+    assert one == render.avatar_hash(key, "ann@example.org ", "Someone")
     assert len(one) == 16 and "ann" not in one
-    assert render.avatar_hash(None, "Ann") != one
+    assert render.avatar_hash(key, None, "Ann") != one
+    assert render.avatar_hash(bytes(32), "ann@example.org", "Ann") != one
+    assert one != hashlib.sha256(b"ann@example.org").hexdigest()[:16]
 
 
 def test_verdicts() -> None:
