@@ -90,12 +90,20 @@ async def read_body(request: Request, model: type[M], *, optional: bool = False)
         raise ValidationFailed(detail, errors=errors) from None
 
 
+def query_one(request: Request, name: str) -> str | None:
+    """A query parameter given at most once (a repeat is ambiguous: 422)."""
+    found = request.query_params.getlist(name)
+    if len(found) > 1:
+        raise ValidationFailed.field(name, "must be given at most once")
+    return found[0] if found else None
+
+
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
     """An integer query parameter within bounds, else 422."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_one(request, name)
+    if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ValidationFailed.field(name, f"must be an integer from {low} to {high}")
     return int(raw)
 
@@ -298,10 +306,10 @@ async def end_all_sessions(request: Request) -> Response:
 
 def query_filter(request: Request, default: str) -> tuple[str, str | None]:
     """The `status` filter (a status, `reported` or `all`) and the `post` slug, else 422."""
-    status = request.query_params.get("status", default)
+    status = query_one(request, "status") or default
     if status not in FILTERS:
         raise ValidationFailed.field("status", "must be one of " + ", ".join(FILTERS))
-    post = request.query_params.get("post") or None
+    post = query_one(request, "post") or None
     if post is not None and not SLUG.match(post):
         raise ValidationFailed.field("post", "must be a post's slug")
     return status, post
@@ -309,7 +317,7 @@ def query_filter(request: Request, default: str) -> tuple[str, str | None]:
 
 def query_ids(request: Request) -> list[int] | None:
     """`ids`: up to 100 comma-separated comment ids, else 422."""
-    raw = request.query_params.get("ids")
+    raw = query_one(request, "ids")
     if raw is None:
         return None
     parts = raw.split(",")

@@ -11,6 +11,7 @@ from . import __version__
 from .models import AUDIT_ACTIONS, FILTERS
 from .moderation import ACTIONS
 from .schemas import (
+    BIGINT,
     SLUG,
     CommentEdit,
     Login,
@@ -28,26 +29,39 @@ REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Lo
                                          NewThread]
 
 _nullable_str = {"type": ["string", "null"]}
+_time = {"type": "string", "format": "date-time"}
+REASON = {"type": "object", "required": ["rule"], "properties": {"rule": {"enum": [
+    "hold_word", "block_word", "links", "pre_moderation", "shadow_ban"]}}}
 RESPONSE_SCHEMAS: dict[str, Any] = {
-    "Post": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str,
-        "moderation": {"enum": ["post", "pre"]}, "open": {"type": "boolean"},
-        "comment_count": {"type": "integer"}, "seq": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"}}},
-    "Comment": {"type": "object", "properties": {
+    "Post": {"type": "object", "required": [
+        "slug", "title", "url", "moderation", "open", "comment_count", "seq", "created_at"],
+        "properties": {
+            "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str,
+            "moderation": {"enum": ["post", "pre"]}, "open": {"type": "boolean"},
+            "comment_count": {"type": "integer"}, "seq": {"type": "integer"},
+            "created_at": _time}},
+    # The public view; the moderator view (the queue, moderator actions and edits) adds
+    # author.email, ip, user_agent, depth, reports and reasons.
+    "Comment": {"type": "object", "required": [
+        "id", "post", "parent_id", "kind", "author", "body", "html", "status", "created_at",
+        "edited_at", "version", "client_id"], "properties": {
         "id": {"type": "integer"}, "post": {"type": "string"},
         "parent_id": {"type": ["integer", "null"]}, "kind": {"enum": ["comment", "pingback"]},
-        "author": {"type": "object", "properties": {
-            "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"}}},
+        "author": {"type": "object", "required": ["name", "url", "avatar"], "properties": {
+            "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"},
+            "email": _nullable_str}},
         "body": {"type": "string"}, "html": {"type": "string"},
         "status": {"enum": ["approved", "pending", "spam", "rejected", "deleted"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "edited_at": {"type": ["string", "null"], "format": "date-time"},
-        "version": {"type": "integer"}, "client_id": _nullable_str}},
-    "Problem": {"type": "object", "properties": {
+        "created_at": _time, "edited_at": {"type": ["string", "null"], "format": "date-time"},
+        "version": {"type": "integer"}, "client_id": _nullable_str,
+        "ip": _nullable_str, "user_agent": _nullable_str, "depth": {"type": "integer"},
+        "reports": {"type": "integer"}, "reasons": {"type": "array", "items": REASON}}},
+    "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"],
+                "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "code": {"type": "string"}, "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "errors": {"type": "array", "items": {"type": "object", "required": [
+            "field", "message"], "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}}}}}},
 }
 
@@ -57,7 +71,8 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _wrapped(**props: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": props}
+    """An object that always has these properties (and may gain others later)."""
+    return {"type": "object", "required": list(props), "properties": props}
 
 
 POST_LIST = _wrapped(posts={"type": "array", "items": _ref("Post")},
@@ -88,7 +103,7 @@ BAN = _wrapped(id={"type": "integer"}, kind={"enum": ["ip", "email", "name"]},
                reason={"type": ["string", "null"]},
                expires_at={"type": ["string", "null"], "format": "date-time"},
                created_at={"type": "string", "format": "date-time"},
-               created_by={"type": "string"})
+               created_by=_nullable_str)
 BANS = _wrapped(bans={"type": "array", "items": BAN})
 POLICY = _wrapped(default_moderation={"enum": ["post", "pre"]},
                   hold_words={"type": "array", "items": {"type": "string"}},
@@ -212,7 +227,7 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def _query_parameter(name: str) -> dict[str, Any]:
-    schema = QUERY_SCHEMAS.get(name, {"type": "integer", "minimum": 0})
+    schema = QUERY_SCHEMAS.get(name, {"type": "integer", "minimum": 0, "maximum": BIGINT})
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 

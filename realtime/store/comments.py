@@ -48,8 +48,8 @@ def _whole_number(path: str, most: int) -> str:
     cannot be read falls back to the default instead of failing every comment."""
     value = f"(SELECT value #> '{{{path}}}' FROM policy)"
     return (f"(SELECT n FROM (SELECT CASE WHEN jsonb_typeof({value}) = 'number'"
-            f" AND {value}::text ~ '^[0-9]{{1,9}}$' THEN {value}::text::int END AS n) AS x"
-            f" WHERE n <= {most})")
+            f" AND {value}::text ~ '^[0-9]{{1,9}}([.]0*)?$'"
+            f" THEN {value}::text::numeric::int END AS n) AS x WHERE n <= {most})")
 
 
 # Everything a new comment is judged by, read in one round trip: the comment already stored
