@@ -218,6 +218,7 @@ async def read_thread(request: Request) -> Response:
 
 async def post_comment(request: Request) -> Response:
     slug = slug_of(request)
+    _service(request).check_render_budget(client_ip(request))
     new = await read_body(request, NewComment)
     draft = Draft(body=new.body, author_name=new.author.name, author_email=new.author.email,
                   author_url=new.author.url, parent_id=new.parent_id, client_id=new.client_id,
@@ -240,6 +241,7 @@ async def report_comment(request: Request) -> Response:
 
 async def edit_comment(request: Request) -> Response:
     actor = await actor_of(request)
+    _service(request).check_render_budget(actor.ip)
     edit = await read_body(request, CommentEdit)
     shown = await _service(request).edit_comment(id_of(request), edit.body, actor)
     return json_response({"comment": shown})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import ipaddress
 import logging
@@ -36,6 +37,7 @@ from .server import goodbye_on_signals
 from .service import Service
 from .state import AppState, state_of
 from .store import Store
+from .tarpit import Tarpit
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,9 @@ async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
 class RealtimeApp(Starlette):
     """Starlette, with the client's address and scheme taken from trusted proxies' headers
     (see realtime.proxy), security headers on every answer (realtime.headers, outside the
-    middleware so that even a 500 has them), and the WebSocket endpoint called ahead of the
-    middleware stack.
+    middleware so that even a 500 has them), refusals slowed for addresses that keep being
+    refused (realtime.tarpit), and the WebSocket endpoint called ahead of the middleware
+    stack.
 
     A live connection stays for hours, and every layer it passes (error middleware, CORS,
     exception handling, the router) keeps a coroutine frame for it: about 4 KiB per idle
@@ -154,12 +157,13 @@ class RealtimeApp(Starlette):
     def __init__(self, *, proxies: TrustedProxies, **options: Any) -> None:
         super().__init__(**options)
         self.proxies = proxies
+        self.tarpit = Tarpit()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             self.proxies.rewrite(scope)
         if scope["type"] == "http":
-            send = headers.secured(scope, send)
+            send = self.tarpit.slowed(scope, headers.secured(scope, send))
         if scope["type"] == "websocket" and \
                 scope["path"].removeprefix(scope.get("root_path", "")) == ws.PATH:
             scope["app"] = self
@@ -211,6 +215,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                  asyncio.create_task(_every(5.0, heartbeat)),
                  asyncio.create_task(_every(3600.0, service.prune))]
         undo_signals = goodbye_on_signals(hub)
+        # Everything built so far lives as long as the process: out of the collector's
+        # sight, a full collection (which a burst of large requests triggers) no longer
+        # walks it and pauses every socket for tens of milliseconds.
+        gc.freeze()
         try:
             yield
         finally:

@@ -67,3 +67,12 @@ def ip_or_none(host: str | None) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def address_key(ip: str) -> str:
+    """The key per-address limits count an address under: itself, or an IPv6 address's /64,
+    where one user's addresses usually live."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

@@ -177,7 +177,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
 
 @main.command()
 @click.argument("scenarios", nargs=-1,
-                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "9", "10", "11"]))
+                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]))
 @click.option("--quick", is_flag=True, help="small sizes and short steps (under a minute)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("BENCHMARKS.md"), show_default=True,
@@ -186,8 +186,8 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
     """Run the benchmark scenarios (all when none are named) on loopback; see BENCHMARKS.md.
 
     1 hot-thread fan-out, 2 many threads, 3 idle connections, 4 writes, 5 reads, 6 two nodes,
-    7 the `websockets` reference, 9 the embed's first paint in a browser, 10 a live change
-    in the moderator console (a real browser), 11 logins under load.
+    7 the `websockets` reference, 8 a hostile poster, 9 the embed's first paint in a browser,
+    10 a live change in the moderator console (a real browser), 11 logins under load.
     Uses REALTIME_DATABASE_URL, else the embedded database.
     Needs the bench/ folder of a source checkout.
     """

@@ -94,8 +94,10 @@ async def open_post(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
+    ip = client_ip(request)
+    _service(request).check_render_budget(ip)
     body = await read_body(request, CommentEdit)
-    html, links = await _service(request).preview(body.body, client_ip(request))
+    html, links = await _service(request).preview(body.body, ip)
     return json_response({"html": html, "links": links})
 
 

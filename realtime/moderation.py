@@ -3,7 +3,6 @@ about its author, to the status it is stored with (or the refusal)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import math
@@ -26,7 +25,6 @@ _IGNORABLE = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0,
               *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
 
 
-@functools.cache
 def _invisible() -> dict[int, None]:
     # Format characters live in planes 0, 1 and 14 (tags).
     planes = (range(0x20000), range(0xE0000, 0xE1000))
@@ -36,10 +34,14 @@ def _invisible() -> dict[int, None]:
     return found
 
 
+# Built at import (some 20 ms), not by the first comment on the event loop.
+INVISIBLE = _invisible()
+
+
 def canonical(text: str) -> str:
     """Text as rules compare it: compatibility forms folded (NFKC: fullwidth letters,
     ligatures) and invisible characters removed, so `al\u200bice` is `alice`."""
-    return unicodedata.normalize("NFKC", text).translate(_invisible())
+    return unicodedata.normalize("NFKC", text).translate(INVISIBLE)
 
 
 def folded(text: str) -> str:

@@ -73,7 +73,7 @@ def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group; the server decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _out_of_time)
-    os.nice(NICENESS)
+    os.nice(max(0, NICENESS - os.nice(0)))
     serve(float(sys.argv[1]), sys.stdin.buffer, sys.stdout.buffer)
 
 

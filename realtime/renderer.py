@@ -6,16 +6,17 @@ stalls every live socket of the process for that long. So the loop renders only 
 enough that no input can be slow (`render.INLINE_MAX`); longer ones go to a few worker
 processes (realtime.render_worker) that run at a lower CPU priority, stop a body after
 `REALTIME_RENDER_CPU_LIMIT_S` of processor time (the comment is refused as too complex), and
-answer over a pipe. Each client address has a budget of worker time (`Budget`): a client
-that keeps sending costly bodies is refused with 429 before its next one is rendered, so it
-cannot keep the workers from everyone else.
+answer over a pipe. Each client address has a budget of worker time for costly bodies
+(`Budget`): a client that keeps sending them is refused with 429, before its next request is
+even read, so it can neither keep the workers from everyone else nor cost the event loop
+more than a refusal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -24,13 +25,18 @@ from typing import Any
 import orjson
 
 from . import render
+from .auth import address_key
 from .errors import RateLimited, Unavailable, ValidationFailed
+from .render_worker import NICENESS
 
 log = logging.getLogger(__name__)
 
 WAIT_LIMIT_S = 10.0
-BUDGET_S = 2.0            # worker time one address may spend at once ...
-REFILL_PER_S = 2.0 / 60   # ... and what comes back each second: two seconds a minute
+# What a body costs past FREE_S is charged to its sender's address, which may owe BUDGET_S
+# at most and pays back REFILL_PER_S: ordinary comments (well under FREE_S) never count.
+FREE_S = 0.005
+BUDGET_S = 0.5
+REFILL_PER_S = 1.0 / 60
 BUDGET_ENTRIES = 10_000
 
 
@@ -42,8 +48,10 @@ class _Worker:
 
     @classmethod
     async def start(cls, cpu_limit: float) -> _Worker:
+        # Niced from its first instruction: a starting interpreter is CPU work too.
+        nice = ["nice", "-n", str(NICENESS)] if shutil.which("nice") else []
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "realtime.render_worker", str(cpu_limit),
+            *nice, sys.executable, "-m", "realtime.render_worker", str(cpu_limit),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         return cls(process)
 
@@ -80,6 +88,7 @@ class RenderPool:
         self.idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self.workers: set[_Worker] = set()
         self.starting = 0
+        self.spawning: set[asyncio.Task[None]] = set()
         self.closed = False
 
     async def render(self, body: str) -> Rendered:
@@ -105,23 +114,42 @@ class RenderPool:
     async def _take(self) -> _Worker:
         if self.closed:
             raise Unavailable("the server is stopping", retry_after=5)
-        if self.idle.empty() and len(self.workers) + self.starting < self.size:
-            self.starting += 1
+        if self.idle.empty():
+            # Any need starts every missing worker: a later burst then neither waits for
+            # nor pays for a start.
+            for _ in range(self.size - len(self.workers) - self.starting):
+                self._spawn()
+        return await self.idle.get()
+
+    def _spawn(self) -> None:
+        self.starting += 1
+
+        async def start() -> None:
             try:
                 worker = await _Worker.start(self.cpu_limit)
+            except OSError:
+                log.exception("a render worker could not start")
+                return
             finally:
                 self.starting -= 1
+            if self.closed:
+                await worker.stop()
+                return
             self.workers.add(worker)
-            return worker
-        return await self.idle.get()
+            self.idle.put_nowait(worker)
+
+        task = asyncio.create_task(start())
+        self.spawning.add(task)
+        task.add_done_callback(self.spawning.discard)
 
     async def _discard(self, worker: _Worker) -> None:
         self.workers.discard(worker)
         await worker.stop()
 
     async def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker (those still starting stop as they come up)."""
         self.closed = True
+        await asyncio.gather(*self.spawning, return_exceptions=True)
         for worker in list(self.workers):
             await self._discard(worker)
 
@@ -137,13 +165,8 @@ class TooComplex(ValidationFailed):
 
 
 def client_key(ip: str | None) -> str:
-    """Whose budget a request spends: its address, an IPv6 address by its /64."""
-    if ip is None:
-        return ""
-    address = ipaddress.ip_address(ip)
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+    """Whose budget a request spends: its address (an IPv6 address by its /64)."""
+    return "" if ip is None else address_key(ip)
 
 
 class Budget:
@@ -168,9 +191,11 @@ class Budget:
                               retry_after=wait)
 
     def charge(self, key: str, cpu: float) -> None:
-        """Add the worker time one of the client's bodies cost."""
+        """Add what one of the client's bodies cost past FREE_S."""
+        if cpu <= FREE_S:
+            return
         now = time.monotonic()
-        self.spent[key] = (self._owed(key, now) + cpu, now)
+        self.spent[key] = (self._owed(key, now) + cpu - FREE_S, now)
         if len(self.spent) > BUDGET_ENTRIES:
             self.spent = {k: v for k, v in self.spent.items() if self._owed(k, now) > 0}
 

@@ -135,6 +135,11 @@ class Service(Logins):
         return Created(written.comment, written.seq, token, created=True,
                        edit_window_s=written.verdict.edit_window_s)
 
+    def check_render_budget(self, ip: str | None) -> None:
+        """Refuse (429) a client whose bodies used up its render budget, before its next
+        request is read."""
+        self.renderer.check(ip)
+
     @staticmethod
     def _author(facts: dict[str, Any]) -> moderation.Author:
         ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")

@@ -85,17 +85,24 @@ async def test_a_body_past_the_cpu_limit_is_refused(make_server: Any) -> None:
 
 async def test_a_client_out_of_render_budget_gets_429(make_server: Any) -> None:
     """A client whose bodies keep costing worker time is refused with 429 and Retry-After,
-    before anything is rendered; others go on."""
-    server: Running = await make_server(render_cpu_limit_s=0.02)
-    server.app.state.realtime.service.renderer.budget = Budget(capacity=0.05, refill=0.001)
+    before its next request is read, whatever it sends; other clients go on."""
+    server: Running = await make_server(render_cpu_limit_s=0.02,
+                                        forwarded_allow_ips="127.0.0.1")
+    server.app.state.realtime.service.renderer.budget = Budget(capacity=0.02, refill=0.001)
     mod = await login(server)
     await mod.put("/api/posts/hello-world", json={"title": "Hello"})
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    hostile = {"X-Forwarded-For": "198.51.100.66"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=hostile) as client:
         answers = [await client.post(URL, json=comment_body(COSTLY)) for _ in range(4)]
+        short = await client.post(URL, json=comment_body("short", name="H"))
     statuses = [a.status_code for a in answers]
     assert statuses[0] == 422 and statuses[-1] == 429, statuses
     limited = assert_problem(answers[-1], 429, "rate_limited")
     assert int(answers[-1].headers["retry-after"]) >= 1 and "render" in limited["detail"]
+    assert_problem(short, 429, "rate_limited")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        other = await client.post(URL, json=comment_body("plain words " * 100, name="O"))
+        assert other.status_code == 201, other.text
     assert client_key("2001:db8::1") == client_key("2001:db8::ffff") != client_key("2001:db9::1")
     await mod.aclose()
 
@@ -113,3 +120,25 @@ def test_worker_stops_a_costly_body() -> None:
         out = out[4 + size:]
     assert replies[0]["error"] == "too_complex" and replies[0]["cpu"] >= 0.01
     assert replies[1]["html"] == "<p><em>fine</em></p>"
+
+
+async def test_refusals_slow_down_for_an_address_that_keeps_being_refused(
+        make_server: Any) -> None:
+    """Past 20 refusals in 10 s an address gets its refusals a second late (so a client at
+    full speed gets a few a second); its successes are not held back, and loopback (the
+    operator's tools, or an unconfigured proxy's every client) is never slowed."""
+    server: Running = await make_server(forwarded_allow_ips="127.0.0.1")
+    mod = await login(server)
+    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
+    noisy = {"X-Forwarded-For": "198.51.100.66"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=noisy) as client:
+        for _ in range(20):
+            assert (await client.get("/api/posts/nowhere")).status_code == 404
+        started = asyncio.get_running_loop().time()
+        assert (await client.get("/api/posts/nowhere")).status_code == 404
+        assert asyncio.get_running_loop().time() - started >= 1.0
+        assert (await client.get("/api/posts/hello-world")).status_code == 200
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as other:
+        for _ in range(25):
+            assert (await other.get("/api/posts/nowhere")).status_code == 404
+    await mod.aclose()
