@@ -178,14 +178,17 @@ class Service(Logins):
         if value is None:
             raise ValidationFailed.field("value", "give either value or comment_id")
         try:
-            value = moderation.ban_value(kind, value)
+            match = moderation.ban_value(kind, value)
         except ValueError:
             raise ValidationFailed.field(
                 "value", "must be an IP address or a network (CIDR)") from None
-        if not value:
+        if not match:
             raise ValidationFailed.field("value", "must not be empty")
+        # Shown as the moderator wrote it (an e-mail in lower case; an IP ban as the network
+        # it covers); matched by its folded form.
+        value = {"ip": match, "email": value.strip().lower()}.get(kind, value.strip())
         expires = datetime.fromisoformat(expires_at) if expires_at else None
-        return await self.store.add_ban(kind, value, shadow=shadow, reason=reason,
+        return await self.store.add_ban(kind, value, match=match, shadow=shadow, reason=reason,
                                         expires_at=expires, created_by=moderator.username,
                                         audit=Audit(moderator.username, "ban", reason),
                                         comment=comment)

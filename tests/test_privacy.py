@@ -109,7 +109,7 @@ async def test_author_export_and_erase(server: Running, mod: httpx.AsyncClient,
     assert [c["body"] for c in found["comments"]] == ["my words", "more words",
                                                      "hidden words"]
     assert {c["ip"] for c in found["comments"]} == {"127.0.0.1"}
-    assert [b["value"] for b in found["bans"]] == ["eve"]
+    assert [b["value"] for b in found["bans"]] == ["EVE"]
 
     live = await Live.connect(server.ws_url)
     await live.subscribe("post:hello-world")

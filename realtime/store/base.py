@@ -29,7 +29,8 @@ def active_ban(ip: str, email: str, name: str) -> str:
     folded e-mail and folded name: an IP ban covers a network."""
     return (f"(expires_at IS NULL OR expires_at > now())"
             f" AND ((kind = 'ip' AND {ip}::inet IS NOT NULL AND network >>= {ip}::inet)"
-            f" OR (kind = 'email' AND value = {email}) OR (kind = 'name' AND value = {name}))")
+            f" OR (kind = 'email' AND match_value = {email})"
+            f" OR (kind = 'name' AND match_value = {name}))")
 
 
 PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected', 'spam')"

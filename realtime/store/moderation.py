@@ -93,16 +93,18 @@ class ModerationStore(StoreBase):
         rows = await self.pool.fetch(f"SELECT {BAN_COLUMNS} FROM bans ORDER BY id DESC")
         return [ban_of(r) for r in rows]
 
-    async def add_ban(self, kind: str, value: str, *, shadow: bool, reason: str | None,
-                      expires_at: datetime | None, created_by: str, audit: Audit | None = None,
+    async def add_ban(self, kind: str, value: str, *, match: str, shadow: bool,
+                      reason: str | None, expires_at: datetime | None, created_by: str,
+                      audit: Audit | None = None,
                       comment: Comment | None = None) -> dict[str, Any]:
-        """Record a ban; the audit row (naming the ban, and the comment it came from) goes
-        in the same transaction."""
+        """Record a ban (`match`: the folded name or e-mail it matches); the audit row (naming
+        the ban, and the comment it came from) goes in the same transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "INSERT INTO bans (kind, value, shadow, reason, expires_at, created_by)"
-                f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {BAN_COLUMNS}",
-                kind, value, shadow, reason, expires_at, created_by)
+                "INSERT INTO bans (kind, value, match_value, shadow, reason, expires_at,"
+                f" created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {BAN_COLUMNS}",
+                kind, value, None if kind == "ip" else match, shadow, reason, expires_at,
+                created_by)
             ban = ban_of(row)
             if audit is not None:
                 audit = replace(audit, detail={**(audit.detail or {}), "ban": ban})

@@ -88,8 +88,9 @@ class PrivacyStore(StoreBase):
     async def author_bans(self, email: str, name_keys: list[str]) -> list[dict[str, Any]]:
         """The bans naming an e-mail (folded) or one of the author's folded names."""
         rows = await self.pool.fetch(
-            f"SELECT {BAN_COLUMNS} FROM bans WHERE (kind = 'email' AND value = $1)"
-            " OR (kind = 'name' AND value = ANY($2::text[])) ORDER BY id", email, name_keys)
+            f"SELECT {BAN_COLUMNS} FROM bans WHERE (kind = 'email' AND match_value = $1)"
+            " OR (kind = 'name' AND match_value = ANY($2::text[])) ORDER BY id", email,
+            name_keys)
         return [ban_of(r) for r in rows]
 
     async def blank_events(self, comments: list[Comment]) -> None:
