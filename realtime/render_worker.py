@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .render import count_links, render_markdown
+from .render import render_with_links
 
 NICENESS = 10
 
@@ -48,7 +48,8 @@ def answer(body: str, cpu_limit: float) -> dict[str, Any]:
         # the work it costs, not by time spent waiting for a busy processor.
         signal.setitimer(signal.ITIMER_PROF, cpu_limit)
         try:
-            reply = {"html": render_markdown(body), "links": count_links(body)}
+            html, links = render_with_links(body)
+            reply = {"html": html, "links": links}
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
     except TooComplex:

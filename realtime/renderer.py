@@ -211,7 +211,7 @@ class Renderer:
     async def render(self, body: str, ip: str | None) -> tuple[str, int]:
         """Safe HTML for a body sent from `ip`, and how many links the link limit counts."""
         if len(body) <= render.INLINE_MAX:
-            return render.render_markdown(body), render.count_links(body)
+            return render.render_with_links(body)
         key = client_key(ip)
         self.budget.check(key)
         try:

@@ -178,3 +178,13 @@ def test_readable_policy_keeps_the_good_fields() -> None:
     assert good == {"hold_words": ["a"], "flood": {"min_interval_s": 5}}
     assert bad == ["max_links", "flood.max_per_10_min"]
     assert readable_policy(None) == ({}, ["policy"])
+
+
+@given(st.text(max_size=200) | st.lists(st.sampled_from(
+    ["https://a.example ", "[x](https://b.example) ", "`https://c.example` ", "![i](https://i.ex) ",
+     "[r]: https://r.example\n\n[y][r] ", "<https://d.example> ", "**b** ", "\n\n"]),
+    max_size=8).map("".join))
+def test_one_parse_renders_and_counts_like_two(body: str) -> None:
+    """Rendering and counting links from one parse gives what separate calls give."""
+    assert render.render_with_links(body) == (render.render_markdown(body),
+                                              render.count_links(body))

@@ -28,10 +28,14 @@ def render_workers() -> list[psutil.Process]:
             if "realtime.render_worker" in " ".join(p.cmdline())]
 
 
-async def test_the_event_loop_answers_while_a_costly_body_renders(
-        client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+async def test_the_event_loop_answers_while_a_costly_body_renders(make_server: Any) -> None:
     """A costly body is rendered by a worker process: the server answers other requests
     while it renders, and the comment is stored as usual."""
+    server: Running = await make_server(render_cpu_limit_s=30.0)
+    mod = await login(server)
+    await mod.put("/api/posts/hello-world", json={"title": "Hello"})
+    await mod.aclose()
+    client = httpx.AsyncClient(base_url=server.url, timeout=60)
     posting = asyncio.create_task(client.post(URL, json=comment_body(COSTLY)))
     await wait_for(render_workers, what="a render worker")
     assert (await client.get("/healthz")).status_code == 200
@@ -39,6 +43,7 @@ async def test_the_event_loop_answers_while_a_costly_body_renders(
     created = await posting
     assert created.status_code == 201, created.text
     assert created.json()["comment"]["html"].startswith("<p>!")
+    await client.aclose()
 
 
 async def test_refused_comments_are_never_rendered(mod: httpx.AsyncClient,
