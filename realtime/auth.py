@@ -40,8 +40,12 @@ def new_token() -> str:
 
 
 def origin_of(url: str) -> str | None:
-    """scheme://host[:port] of a URL, or None when it has none."""
-    parts = urlsplit(url)
+    """scheme://host[:port] of a URL, or None when it has none (or cannot be parsed: a stray
+    `[` reads as a broken IPv6 address)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     if not parts.scheme or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower()

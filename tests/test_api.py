@@ -579,3 +579,11 @@ async def test_astral_body_at_the_length_limit_is_accepted(client: httpx.AsyncCl
     assert_problem(await client.post("/api/posts/hello-world/comments", content=longer,
                                      headers={"content-type": "application/json"}),
                    422, "validation_error")
+
+
+async def test_an_unparsable_origin_is_refused_not_a_crash(server: Running) -> None:
+    """An Origin (or a page URL) that URL parsing rejects is a 403, never a 500."""
+    mod = await login(server)
+    mod.headers["Origin"] = "http://[evil"
+    assert_problem(await mod.put("/api/posts/x", json={"title": "X"}), 403, "forbidden")
+    await mod.aclose()
