@@ -308,10 +308,12 @@ async def end_all_sessions(request: Request) -> Response:
 
 def query_filter(request: Request, default: str) -> tuple[str, str | None]:
     """The `status` filter (a status, `reported` or `all`) and the `post` slug, else 422."""
-    status = query_one(request, "status") or default
+    status = query_one(request, "status")
+    if status is None:
+        status = default
     if status not in FILTERS:
         raise ValidationFailed.field("status", "must be one of " + ", ".join(FILTERS))
-    post = query_one(request, "post") or None
+    post = query_one(request, "post")
     if post is not None and not SLUG.match(post):
         raise ValidationFailed.field("post", "must be a post's slug")
     return status, post
@@ -359,8 +361,8 @@ async def moderation_log(request: Request) -> Response:
     await require_moderator(request, write=False)
     limit = query_int(request, "limit", 100, 1, 500) or 100
     after = query_int(request, "after", None, 0, BIGINT)
-    who = request.query_params.get("moderator") or None
-    action = request.query_params.get("action") or None
+    who = query_one(request, "moderator")
+    action = query_one(request, "action")
     if action is not None and action not in AUDIT_ACTIONS:
         raise ValidationFailed.field("action", "must be one of " + ", ".join(AUDIT_ACTIONS))
     service = _service(request)

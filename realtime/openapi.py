@@ -120,7 +120,7 @@ LOG = _wrapped(entries={"type": "array", "items": _wrapped(
     next={"type": ["integer", "null"]},
     moderators={"type": "array", "items": {"type": "string"}})
 _counts = {"type": "integer", "minimum": 0}
-CONTEXT = _wrapped(
+FEED_CONTEXT = _wrapped(
     post={"type": ["object", "null"], "properties": {
         "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str}},
     parent={"type": ["object", "null"], "properties": {
@@ -132,16 +132,18 @@ CONTEXT = _wrapped(
     reports={"type": "array", "items": _wrapped(
         reason={"type": "string"}, created_at={"type": "string", "format": "date-time"})})
 FEED = _wrapped(comments={"type": "array", "items": {"allOf": [
-    _ref("Comment"), _wrapped(context=CONTEXT)]}}, next={"type": ["integer", "null"]})
-COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in (
+    _ref("Comment"), _wrapped(context=FEED_CONTEXT)]}}, next={"type": ["integer", "null"]})
+FILTER_COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in (
     "pending", "reported", "approved", "spam", "rejected", "deleted", "all")}))
 SESSIONS = _wrapped(sessions={"type": "array", "items": _wrapped(
     id={"type": "integer"}, created_at={"type": "string", "format": "date-time"},
     expires_at={"type": "string", "format": "date-time"}, ip=_nullable_str,
     user_agent=_nullable_str, current={"type": "boolean"})})
 
-# (method, path, summary, request model, {status: schema or None}, query parameters)
-OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
+# (method, path, summary, request model, {status: schema or None}, query parameters: a name
+# from QUERY_SCHEMAS, or (name, schema) where an operation differs)
+Query = str | tuple[str, dict[str, Any]]
+OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[Query]]] = [
     ("get", "/api/posts", "List posts, newest first", None, {200: POST_LIST},
      ["limit", "after"]),
     ("get", "/api/posts/{slug}", "Get one post", None, {200: _ref("Post")}, []),
@@ -152,7 +154,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
     ("post", "/api/posts", "Find or create the thread a page embeds (browsers of allowed origins;"
      " 10 new threads per IP per hour)", "NewThread", {200: _ref("Post"), 201: _ref("Post")}, []),
     ("get", "/api/posts/{slug}/thread", "Top-level comments page by page, with their first"
-     " replies", None, {200: THREAD_PAGE}, ["sort", "limit", "after", "replies"]),
+     " replies", None, {200: THREAD_PAGE},
+     ["sort", ("limit", {"type": "integer", "minimum": 1, "maximum": 100}), "after", "replies"]),
     ("get", "/api/comments/{id}/replies", "More replies under a top-level comment", None,
      {200: QUEUE}, ["limit", "after"]),
     ("get", "/api/comments/{id}/context", "A comment in context: its top-level comment and the"
@@ -183,7 +186,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      "The moderator feed: comments by filter and post, newest first, each with its context",
      None, {200: FEED}, ["status", "post", "before", "limit", "ids"]),
     ("get", "/api/moderation/counts", "How many comments each filter holds", None,
-     {200: COUNTS}, ["post"]),
+     {200: FILTER_COUNTS}, ["post"]),
     ("post", "/api/moderation/comments/{id}/{action}", "Moderate a comment", "ModeratorAction",
      {200: ONE_COMMENT}, []),
     ("get", "/api/moderation/log", "Moderator actions, newest first", None, {200: LOG},
@@ -212,6 +215,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     return params
 
 
+# Query parameters an operation cannot do without (only /api/counts has one).
+REQUIRED_QUERIES = {"slugs"}
 QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 500},
     "status": {"enum": list(FILTERS)},
@@ -222,13 +227,15 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "action": {"enum": list(AUDIT_ACTIONS)},
     "sort": {"enum": ["oldest", "newest"]},
     "replies": {"type": "integer", "minimum": 0, "maximum": 100},
-    "slugs": {"type": "string", "description": "1 to 100 post slugs, separated by commas"},
+    "slugs": {"type": "string", "pattern": r"^,*[a-z0-9._-]{1,200}(,+[a-z0-9._-]{1,200}){0,99},*$",
+              "description": "1 to 100 post slugs, separated by commas"},
 }
 
 
-def _query_parameter(name: str) -> dict[str, Any]:
-    schema = QUERY_SCHEMAS.get(name, {"type": "integer", "minimum": 0, "maximum": BIGINT})
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+def _query_parameter(query: Query) -> dict[str, Any]:
+    name, schema = query if isinstance(query, tuple) else (
+        query, QUERY_SCHEMAS.get(query, {"type": "integer", "minimum": 0, "maximum": BIGINT}))
+    return {"name": name, "in": "query", "required": name in REQUIRED_QUERIES, "schema": schema}
 
 
 @cache

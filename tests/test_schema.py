@@ -31,6 +31,9 @@ EXCLUDED = {
     # Creating a post needs a title, updating one does not: the body's schema cannot
     # require it, so a valid body for an unknown slug may be a 422.
     "PUT /api/posts/{slug}": [positive_data_acceptance],
+    # A thread created on first view must name a page of an allowed origin: a setting of
+    # the server, which the schema cannot know.
+    "POST /api/posts": [positive_data_acceptance],
 }
 
 
