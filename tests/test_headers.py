@@ -64,12 +64,14 @@ async def test_pages_get_a_strict_policy_and_stay_framable(client: httpx.AsyncCl
 
 
 async def test_console_is_never_framed(client: httpx.AsyncClient) -> None:
-    """The moderator console forbids every frame ancestor and sends no referrer."""
-    answer = await client.get("/static/moderate.html")
-    policy = directives(answer.headers["content-security-policy"])
-    assert policy["frame-ancestors"] == ["'none'"] and policy["script-src"] == ["'self'"]
-    assert answer.headers["x-frame-options"] == "DENY"
-    assert answer.headers["referrer-policy"] == "no-referrer"
+    """The moderator console forbids every frame ancestor and sends no referrer elsewhere."""
+    for path in ("/moderate", "/static/moderate.html"):
+        answer = await client.get(path)
+        policy = directives(answer.headers["content-security-policy"])
+        assert policy["frame-ancestors"] == ["'none'"] and policy["script-src"] == ["'self'"]
+        assert not set(policy["default-src"]) & set(UNSAFE)
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] in ("no-referrer", "same-origin")
 
 
 async def test_other_answers_allow_nothing(client: httpx.AsyncClient,
