@@ -62,8 +62,8 @@ async def test_avatars_are_keyed_per_site_and_old_ones_rekeyed(make_server: Any,
 
 async def test_addresses_are_dropped_after_retention(server: Running, mod: httpx.AsyncClient,
                                                      post: dict[str, Any]) -> None:
-    """Past REALTIME_IP_RETENTION_DAYS a comment's IP address and user agent, and a report's
-    reader identity, are gone; newer ones stay."""
+    """Past REALTIME_IP_RETENTION_DAYS a comment's IP address and user agent, a moderator
+    session's, and a report's reader identity are gone; newer ones stay."""
     async with httpx.AsyncClient(base_url=server.url,
                                  headers={"User-Agent": "Reader/1.0"}) as client:
         old = (await client.post(URL, json=comment_body("old", name="O"))).json()["comment"]
@@ -73,7 +73,12 @@ async def test_addresses_are_dropped_after_retention(server: Running, mod: httpx
     await pool.execute("UPDATE comments SET created_at = now() - interval '31 days'"
                        " WHERE id = $1", old["id"])
     await pool.execute("UPDATE reports SET created_at = now() - interval '31 days'")
+    await pool.execute("UPDATE sessions SET created_at = now() - interval '31 days',"
+                       " ip = '203.0.113.7', user_agent = 'Console/1.0'")
     await server.app.state.realtime.service.prune()
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE ip IS NOT NULL"
+                               " OR user_agent IS NOT NULL") == 0
+    assert await pool.fetchval("SELECT count(*) FROM sessions") == 1
     found = {c["id"]: c for c in (await mod.get("/api/moderation/queue",
                                                 params={"status": "all"})).json()["comments"]}
     assert (found[old["id"]]["ip"], found[old["id"]]["user_agent"]) == (None, None)

@@ -58,8 +58,9 @@ class PrivacyStore(StoreBase):
             return candidate
 
     async def forget_addresses(self, older_than: timedelta) -> int:
-        """Drop the IP address and user agent of comments, and the reader identity of
-        reports, older than `older_than`; return how many comments lost theirs."""
+        """Drop the IP address and user agent of comments and of moderators' sessions, and
+        the reader identity of reports, older than `older_than` (and sessions that expired,
+        which serve nothing but that record); return how many comments lost theirs."""
         forgotten = 0
         while True:
             result: str = await self.pool.execute(
@@ -71,6 +72,11 @@ class PrivacyStore(StoreBase):
             forgotten += done
             if done < BATCH:
                 break
+        await self.pool.execute("DELETE FROM sessions WHERE expires_at < now()")
+        await self.pool.execute(
+            "UPDATE sessions SET ip = NULL, user_agent = NULL WHERE created_at"
+            " < now() - $1::interval AND (ip IS NOT NULL OR user_agent IS NOT NULL)",
+            older_than)
         # A reader is a hash of their address (32 bytes); a forgotten one becomes 16 random
         # bytes, which still keeps the report apart from the others on the comment.
         await self.pool.execute(
