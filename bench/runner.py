@@ -48,6 +48,7 @@ SCENARIOS = {
     "5": "Reads",
     "6": "Two nodes",
     "7": "Reference broadcaster",
+    "8": "Hostile poster",
     "9": "Embed first paint in a browser",
     "10": "Console live change",
     "11": "Logins under load",
@@ -825,6 +826,12 @@ def scenario_5(ctx: Context, results: dict[str, Any]) -> None:
                  "page p50 ms (8 readers)", "server CPU %", "core0/core1 busy %"], rows))
 
 
+def scenario_8(ctx: Context, results: dict[str, Any]) -> None:
+    from bench.hostile import scenario_8 as hostile
+
+    hostile(ctx, results)
+
+
 def scenario_9(ctx: Context, results: dict[str, Any]) -> None:
     from bench import embed_paint  # its own module; imported late, it imports this one
 
@@ -845,7 +852,7 @@ def scenario_11(ctx: Context, results: dict[str, Any]) -> None:
 
 RUNNERS: dict[str, Callable[[Context, dict[str, Any]], None]] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
-    "6": scenario_6, "7": scenario_7, "9": scenario_9, "10": scenario_10,
+    "6": scenario_6, "7": scenario_7, "8": scenario_8, "9": scenario_9, "10": scenario_10,
     "11": scenario_11,
 }
 

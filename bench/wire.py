@@ -185,9 +185,10 @@ class WSClient(asyncio.Protocol):
 class HTTPClient:
     """One keep-alive HTTP/1.1 connection; one request at a time."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None) -> None:
         self.host = host
         self.port = port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -212,7 +213,7 @@ class HTTPClient:
     async def _request(self, method: str, path: str, body: bytes | None,
                        on_sent: Callable[[], None] | None) -> tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.extra}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         if on_sent is not None:

@@ -35,7 +35,10 @@ from .schemas import (
 from .service import Actor, Service
 from .state import state_of
 
-MAX_BODY = 64 * 1024
+# The largest valid comment, its text written as JSON escapes (an astral character is
+# `\ud83d\ude00`, 12 bytes): 10,000 characters of body, 100 of name, 320 of e-mail and
+# 2,000 of URL come to about 150,000 bytes.
+MAX_BODY = 160 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -85,12 +88,20 @@ async def read_body(request: Request, model: type[M], *, optional: bool = False)
         raise ValidationFailed(detail, errors=errors) from None
 
 
+def query_one(request: Request, name: str) -> str | None:
+    """A query parameter given at most once (a repeat is ambiguous: 422)."""
+    found = request.query_params.getlist(name)
+    if len(found) > 1:
+        raise ValidationFailed.field(name, "must be given at most once")
+    return found[0] if found else None
+
+
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
     """An integer query parameter within bounds, else 422."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_one(request, name)
+    if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ValidationFailed.field(name, f"must be an integer from {low} to {high}")
     return int(raw)
 
@@ -129,11 +140,12 @@ async def current_moderator(request: Request) -> Moderator | None:
 
 
 def own_origin(request: HTTPConnection) -> str:
-    """The server's own origin: from REALTIME_PUBLIC_URL, else from the request (a WebSocket
-    handshake's ws/wss counting as http/https). Every origin check compares with this."""
-    settings = state_of(request.app).settings
+    """The server's own origin: REALTIME_PUBLIC_URL's when set, else the request's (its
+    scheme from a trusted proxy, see realtime.proxy; a WebSocket handshake's ws/wss counting
+    as http/https). Every origin check compares with this."""
+    public = state_of(request.app).settings.public_url
     scheme = {"ws": "http", "wss": "https"}.get(request.url.scheme, request.url.scheme)
-    return auth.origin_of(settings.public_url) or f"{scheme}://{request.url.netloc}"
+    return auth.origin_of(public) or f"{scheme}://{request.url.netloc}"
 
 
 def check_origin(request: Request) -> None:
@@ -158,13 +170,14 @@ async def actor_of(request: Request) -> Actor:
     """A moderator session or an `Authorization: Edit <token>` header."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    ip = client_ip(request)
     if scheme.lower() == "edit" and token.strip():
-        return Actor(edit_token=token.strip())
+        return Actor(edit_token=token.strip(), ip=ip)
     moderator = await current_moderator(request)
     if moderator is not None:
         check_origin(request)
-        return Actor(moderator=moderator)
-    return Actor()
+        return Actor(moderator=moderator, ip=ip)
+    return Actor(ip=ip)
 
 
 # posts ----------------------------------------------------------------------------------
@@ -205,6 +218,7 @@ async def read_thread(request: Request) -> Response:
 
 async def post_comment(request: Request) -> Response:
     slug = slug_of(request)
+    _service(request).check_render_budget(client_ip(request))
     new = await read_body(request, NewComment)
     draft = Draft(body=new.body, author_name=new.author.name, author_email=new.author.email,
                   author_url=new.author.url, parent_id=new.parent_id, client_id=new.client_id,
@@ -227,6 +241,7 @@ async def report_comment(request: Request) -> Response:
 
 async def edit_comment(request: Request) -> Response:
     actor = await actor_of(request)
+    _service(request).check_render_budget(actor.ip)
     edit = await read_body(request, CommentEdit)
     shown = await _service(request).edit_comment(id_of(request), edit.body, actor)
     return json_response({"comment": shown})
@@ -250,7 +265,7 @@ async def login(request: Request) -> Response:
     response = json_response({"moderator": {"username": moderator.username}})
     days = state_of(request.app).settings.session_days
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=days * 86400, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/",
+                        samesite="lax", secure=own_origin(request).startswith("https:"), path="/",
                         expires=datetime.now(UTC) + timedelta(days=days))
     return response
 
@@ -261,7 +276,8 @@ async def logout(request: Request) -> Response:
         check_origin(request)
         await _service(request).logout(token)
     response = Response(status_code=204)
-    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=own_origin(request).startswith("https:"))
     return response
 
 
@@ -292,10 +308,12 @@ async def end_all_sessions(request: Request) -> Response:
 
 def query_filter(request: Request, default: str) -> tuple[str, str | None]:
     """The `status` filter (a status, `reported` or `all`) and the `post` slug, else 422."""
-    status = request.query_params.get("status", default)
+    status = query_one(request, "status")
+    if status is None:
+        status = default
     if status not in FILTERS:
         raise ValidationFailed.field("status", "must be one of " + ", ".join(FILTERS))
-    post = request.query_params.get("post") or None
+    post = query_one(request, "post")
     if post is not None and not SLUG.match(post):
         raise ValidationFailed.field("post", "must be a post's slug")
     return status, post
@@ -303,7 +321,7 @@ def query_filter(request: Request, default: str) -> tuple[str, str | None]:
 
 def query_ids(request: Request) -> list[int] | None:
     """`ids`: up to 100 comma-separated comment ids, else 422."""
-    raw = request.query_params.get("ids")
+    raw = query_one(request, "ids")
     if raw is None:
         return None
     parts = raw.split(",")
@@ -343,8 +361,8 @@ async def moderation_log(request: Request) -> Response:
     await require_moderator(request, write=False)
     limit = query_int(request, "limit", 100, 1, 500) or 100
     after = query_int(request, "after", None, 0, MAX_ID)
-    who = request.query_params.get("moderator") or None
-    action = request.query_params.get("action") or None
+    who = query_one(request, "moderator")
+    action = query_one(request, "action")
     if action is not None and action not in AUDIT_ACTIONS:
         raise ValidationFailed.field("action", "must be one of " + ", ".join(AUDIT_ACTIONS))
     service = _service(request)

@@ -40,8 +40,12 @@ def new_token() -> str:
 
 
 def origin_of(url: str) -> str | None:
-    """scheme://host[:port] of a URL, or None when it has none."""
-    parts = urlsplit(url)
+    """scheme://host[:port] of a URL, or None when it has none (or cannot be parsed: a stray
+    `[` reads as a broken IPv6 address)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     if not parts.scheme or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower()
@@ -56,10 +60,23 @@ def origin_allowed(origin: str | None, own: str, extra: frozenset[str]) -> bool:
 
 
 def ip_or_none(host: str | None) -> str | None:
-    """The client address when it is an IP address (test transports give names)."""
+    """The client address when it is an IP address (test transports give names); an
+    IPv4-mapped IPv6 address (a dual-stack socket's) as the IPv4 address it is."""
     if host is None:
         return None
     try:
-        return str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def address_key(ip: str) -> str:
+    """The key per-address limits count an address under: itself, or an IPv6 address's /64,
+    where one user's addresses usually live."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

@@ -1,4 +1,5 @@
-"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`."""
+"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`,
+`author export|erase`."""
 
 from __future__ import annotations
 
@@ -51,10 +52,13 @@ def database(settings: Settings) -> Iterator[str]:
 
 def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
     async def main() -> T:
-        pool = await db.open_pool(url, 2)
+        pool = await db.open_pool(url, 2, settings.db_timeout_s)
+        service = Service(Store(pool), settings.replace(database_url=url))
         try:
-            return await work(Service(Store(pool), settings.replace(database_url=url)))
+            await service.start()
+            return await work(service)
         finally:
+            await service.close()
             await pool.close()
 
     try:
@@ -169,7 +173,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
 
 @main.command()
 @click.argument("scenarios", nargs=-1,
-                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "9", "10", "11"]))
+                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]))
 @click.option("--quick", is_flag=True, help="small sizes and short steps (under a minute)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("BENCHMARKS.md"), show_default=True,
@@ -178,8 +182,8 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
     """Run the benchmark scenarios (all when none are named) on loopback; see BENCHMARKS.md.
 
     1 hot-thread fan-out, 2 many threads, 3 idle connections, 4 writes, 5 reads, 6 two nodes,
-    7 the `websockets` reference, 9 the embed's first paint in a browser, 10 a live change
-    in the moderator console (a real browser), 11 logins under load.
+    7 the `websockets` reference, 8 a hostile poster, 9 the embed's first paint in a browser,
+    10 a live change in the moderator console (a real browser), 11 logins under load.
     Uses REALTIME_DATABASE_URL, else the embedded database.
     Needs the bench/ folder of a source checkout.
     """
@@ -192,3 +196,37 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
     except BenchUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+@main.group()
+def author() -> None:
+    """What is stored about one author (by e-mail): export it, or erase it."""
+
+
+@author.command("export")
+@click.argument("email")
+def author_export(email: str) -> None:
+    """Print, as JSON, everything stored under EMAIL: comments of any status (with IP
+    address and user agent while kept) and the bans naming the author."""
+    import orjson
+
+    from .privacy import export_author
+
+    settings = _settings()
+    with database(settings) as url:
+        found = _run(url, settings, lambda s: export_author(s, email))
+    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+
+
+@author.command("erase")
+@click.argument("email")
+@click.confirmation_option(prompt="Erase every comment of this author? This cannot be undone.")
+def author_erase(email: str) -> None:
+    """Erase every comment stored under EMAIL: each becomes a tombstone (text, name, e-mail,
+    website, address and user agent cleared), live on open pages."""
+    from .privacy import erase_author
+
+    settings = _settings()
+    with database(settings) as url:
+        erased = _run(url, settings, lambda s: erase_author(s, email))
+    click.echo(f"erased {len(erased)} comment{'s' if len(erased) != 1 else ''} of {email}")

@@ -8,6 +8,7 @@ listed in the README by `realtime settings --markdown`; a test keeps the README 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", int, 1, "server processes sharing the port"),
     Setting("public_url", str, "", "base URL printed for users; default http://HOST:PORT"),
     Setting("allowed_origins", str, "", "comma-separated extra origins allowed to embed and write"),
+    Setting("forwarded_allow_ips", str, "",
+            "proxies (addresses, CIDR networks, or *) whose X-Forwarded-For/-Proto are believed"),
     Setting("default_moderation", str, "post", "moderation of new posts: post or pre"),
     Setting("max_depth", int, 6, "deepest reply nesting; deeper replies attach higher"),
     Setting("edit_window_s", int, 900, "seconds an author may edit or delete with the edit token"),
@@ -50,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("flood_min_interval_s", int, 0, "seconds between comments per IP and e-mail (0: off)"),
     Setting("flood_max_per_10_min", int, 0, "comments per 10 minutes per IP and e-mail (0: off)"),
     Setting("retention_days", int, 7, "days events are kept for resuming clients"),
+    Setting("ip_retention_days", int, 30,
+            "days commenters' IP addresses and user agents are kept, then dropped"),
     Setting("replay_limit", int, 1000, "most missed events replayed before a reset"),
     Setting("max_subscriptions", int, 50, "subscriptions one WebSocket connection may hold"),
     Setting("max_connections_per_ip", int, 256,
@@ -58,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_ping_interval", float, 20.0, "seconds between protocol pings to each client"),
     Setting("session_days", int, 14, "days a moderator session lasts"),
     Setting("pool_size", int, 10, "database connections per process"),
+    Setting("db_timeout_s", float, 4.0,
+            "seconds to connect, to wait for a pooled connection and per statement"),
     Setting("log_level", str, "info", "debug, info, warning or error"),
     Setting("auto_create", bool, True,
             "a page of an allowed origin creates its thread on first view (10 per IP per hour)"),
@@ -65,6 +72,12 @@ SETTINGS: tuple[Setting, ...] = (
             "failed logins per username and address in 15 minutes before 429"),
     Setting("login_max_failures_per_ip", int, 50,
             "failed logins per address (IPv6: per /64) in 15 minutes before 429"),
+    Setting("metrics_token", str, "",
+            "bearer token for /metrics; empty: /metrics answers this machine only"),
+    Setting("render_workers", int, 2,
+            "processes per server that render long comments off the event loop"),
+    Setting("render_cpu_limit_s", float, 0.5,
+            "processor seconds one comment may take to render before it is refused"),
 )
 
 
@@ -87,6 +100,7 @@ class Settings:
     workers: int = 1
     public_url: str = ""
     allowed_origins: str = ""
+    forwarded_allow_ips: str = ""
     default_moderation: str = "post"
     max_depth: int = 6
     edit_window_s: int = 900
@@ -97,6 +111,7 @@ class Settings:
     flood_min_interval_s: int = 0
     flood_max_per_10_min: int = 0
     retention_days: int = 7
+    ip_retention_days: int = 30
     replay_limit: int = 1000
     max_subscriptions: int = 50
     max_connections_per_ip: int = 256
@@ -104,10 +119,14 @@ class Settings:
     ws_ping_interval: float = 20.0
     session_days: int = 14
     pool_size: int = 10
+    db_timeout_s: float = 4.0
     log_level: str = "info"
     auto_create: bool = True
     login_max_failures: int = 10
     login_max_failures_per_ip: int = 50
+    metrics_token: str = ""
+    render_workers: int = 2
+    render_cpu_limit_s: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -127,11 +146,18 @@ class Settings:
     def __post_init__(self) -> None:
         if self.default_moderation not in ("post", "pre"):
             raise ValueError("REALTIME_DEFAULT_MODERATION must be post or pre")
+        for entry in self.forwarded_allow_ips.split(","):
+            if entry.strip() not in ("", "*"):
+                try:
+                    ipaddress.ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"REALTIME_FORWARDED_ALLOW_IPS: {entry.strip()!r} is no"
+                                     " address or network") from None
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError("REALTIME_LOG_LEVEL must be debug, info, warning or error")
-        if self.workers < 1 or self.max_depth < 1 or self.queue_size < 1:
-            raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH and REALTIME_QUEUE_SIZE"
-                             " must be at least 1")
+        if min(self.workers, self.max_depth, self.queue_size, self.render_workers) < 1:
+            raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH, REALTIME_QUEUE_SIZE and"
+                             " REALTIME_RENDER_WORKERS must be at least 1")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed."""

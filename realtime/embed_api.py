@@ -18,6 +18,7 @@ from .api import (
     json_response,
     own_origin,
     query_int,
+    query_one,
     read_body,
     slug_of,
 )
@@ -49,7 +50,7 @@ def _replies(request: Request) -> int:
 
 async def read_page(request: Request) -> Response:
     slug = slug_of(request)
-    sort = request.query_params.get("sort", "oldest")
+    sort = query_one(request, "sort") or "oldest"
     if sort not in ("oldest", "newest"):
         raise ValidationFailed.field("sort", "must be oldest or newest")
     page = await _service(request).thread_page(
@@ -72,7 +73,7 @@ async def read_context(request: Request) -> Response:
 
 
 async def counts(request: Request) -> Response:
-    raw = request.query_params.get("slugs", "")
+    raw = query_one(request, "slugs") or ""
     slugs = list(dict.fromkeys(s for s in raw.split(",") if s))
     if not 1 <= len(slugs) <= MAX_COUNTS or not all(SLUG.match(s) for s in slugs):
         raise ValidationFailed.field(
@@ -95,8 +96,10 @@ async def open_post(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
+    ip = client_ip(request)
+    _service(request).check_render_budget(ip)
     body = await read_body(request, CommentEdit)
-    html, links = await _service(request).preview(body.body)
+    html, links = await _service(request).preview(body.body, ip)
     return json_response({"html": html, "links": links})
 
 

@@ -14,6 +14,9 @@ SLUG = re.compile(r"^[a-z0-9._-]{1,200}$")
 # The largest PostgreSQL bigint: no id or seq can be larger.
 MAX_ID = 2**63 - 1
 VISIBLE = "approved"
+# The largest values a moderation policy may hold: a flood count, and any number of seconds.
+MAX_FLOOD_COUNT = 100_000
+MAX_SECONDS = 86_400 * 365
 REMOVED = frozenset({"deleted", "rejected", "spam"})
 # Every status a comment can have; the database checks the same list.
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
@@ -183,6 +186,16 @@ class Verdict:
     reasons: tuple[dict[str, Any], ...] = ()
     shadow: bool = False
     edit_window_s: int = 0
+
+
+@dataclass(frozen=True)
+class MatchKeys:
+    """A new comment in the forms the rules match it in (see moderation.canonical): the hash
+    of its canonical body for duplicates, and the folded name and e-mail for bans."""
+
+    body: bytes
+    name: str
+    email: str | None
 
 
 @dataclass(frozen=True)

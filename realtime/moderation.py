@@ -3,18 +3,75 @@ about its author, to the status it is stored with (or the refusal)."""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .config import Settings
 from .errors import Banned, RateLimited
-from .models import REMOVED, Verdict
+from .models import REMOVED, Draft, MatchKeys, Verdict
 
 ACTIONS = {"approve": "approved", "reject": "rejected", "spam": "spam", "delete": "deleted",
            "restore": "approved"}
 FLOOD_WINDOW_S = 600
+# Unicode's default-ignorable characters that are not format characters (Cf): combining grapheme
+# joiner, Hangul fillers, Khmer inherent vowels, variation selectors. Like the format characters
+# (zero-width spaces and joiners, bidi controls, soft hyphen) they show as nothing.
+_IGNORABLE = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0,
+              *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+
+
+def _invisible() -> dict[int, None]:
+    # Format characters live in planes 0, 1 and 14 (tags).
+    planes = (range(0x20000), range(0xE0000, 0xE1000))
+    found: dict[int, None] = {cp: None for plane in planes for cp in plane
+                              if unicodedata.category(chr(cp)) == "Cf"}
+    found.update(dict.fromkeys(_IGNORABLE))
+    return found
+
+
+# Built at import (some 20 ms), not by the first comment on the event loop.
+INVISIBLE = _invisible()
+
+
+def canonical(text: str) -> str:
+    """Text as rules compare it: compatibility forms folded (NFKC: fullwidth letters,
+    ligatures) and invisible characters removed, so `al\u200bice` is `alice`."""
+    return unicodedata.normalize("NFKC", text).translate(INVISIBLE)
+
+
+def folded(text: str) -> str:
+    """`canonical` text, case folded: how names, e-mails and words are matched."""
+    return canonical(text).casefold()
+
+
+def match_keys(draft: Draft) -> MatchKeys:
+    """The forms a new comment is matched in, for duplicates and bans."""
+    return MatchKeys(body=hashlib.sha256(canonical(draft.body).encode()).digest(),
+                     name=folded(draft.author_name).strip(),
+                     email=folded(draft.author_email) if draft.author_email else None)
+
+
+def ban_value(kind: str, value: str) -> str:
+    """A ban's value as stored and matched: a network for `ip` (an address alone is itself,
+    an IPv6 address its /64, where one user's addresses usually live), else folded text.
+    ValueError when an `ip` value is no address or network."""
+    if kind != "ip":
+        return folded(value).strip()
+    network = ipaddress.ip_network(value.strip(), strict=False)
+    if isinstance(network, ipaddress.IPv6Network):
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None and network.prefixlen >= 96:
+            network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+        elif "/" not in value:
+            network = network.supernet(new_prefix=64)
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
 
 
 @dataclass(frozen=True)
@@ -53,7 +110,7 @@ class Policy:
         values: dict[str, Any] = {k: v for k, v in changes.items() if k in known}
         for name in ("hold_words", "block_words"):
             if name in values:
-                values[name] = tuple(w.strip().lower() for w in values[name] if w.strip())
+                values[name] = _words(values[name])
         flood_known = {f.name for f in fields(Flood)}
         flood = replace(self.flood, **{k: v for k, v in changes.get("flood", {}).items()
                                        if k in flood_known})
@@ -78,13 +135,16 @@ class Author:
     oldest_recent_age_s: float | None = None
 
 
-def _words(raw: str) -> tuple[str, ...]:
-    return tuple(w.strip().lower() for w in raw.split(",") if w.strip())
+def _words(words: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A word list (comma-separated text or a list) in the form bodies are matched in."""
+    found = words.split(",") if isinstance(words, str) else words
+    return tuple(dict.fromkeys(f for f in (folded(w).strip() for w in found) if f))
 
 
 def _mentioned(body: str, words: tuple[str, ...]) -> list[str]:
-    """The words of the list that the body holds as whole words, in any case."""
-    text = body.lower()
+    """The words of the list that the body holds as whole words, in any case and whatever
+    invisible or compatibility characters it hides them behind."""
+    text = folded(body)
     return [word for word in words if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)]
 
 
@@ -121,6 +181,18 @@ def verdict(body: str, links: int, thread_moderation: str, policy: Policy,
     status = "spam" if spam else "pending" if reasons else "approved"
     return Verdict(status, tuple(reasons), shadow=author.ban == "shadow",
                    edit_window_s=policy.edit_window_s)
+
+
+STRICTNESS = {"approved": 0, "pending": 1, "spam": 2}
+
+
+def edited_status(current: str, judged: str) -> str:
+    """The status after an author's edit judged `judged`: the stricter of the two, so an edit
+    can send a comment to the queue or to spam but never out of them; rejected and deleted
+    comments (a moderator's or the author's decision) stay as they are."""
+    if current not in STRICTNESS:
+        return current
+    return max(current, judged, key=STRICTNESS.__getitem__)
 
 
 def action_status(action: str, current: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import __version__
-from .models import AUDIT_ACTIONS, FILTERS, SLUG, STATUSES
+from .models import AUDIT_ACTIONS, FILTERS, MAX_ID, SLUG, STATUSES
 from .moderation import ACTIONS
 from .schemas import (
     CommentEdit,
@@ -27,26 +27,39 @@ REQUEST_MODELS: list[type[BaseModel]] = [NewComment, CommentEdit, PostFields, Lo
                                          NewThread]
 
 _nullable_str = {"type": ["string", "null"]}
+_time = {"type": "string", "format": "date-time"}
+REASON = {"type": "object", "required": ["rule"], "properties": {"rule": {"enum": [
+    "hold_word", "block_word", "links", "pre_moderation", "shadow_ban"]}}}
 RESPONSE_SCHEMAS: dict[str, Any] = {
-    "Post": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str,
-        "moderation": {"enum": ["post", "pre"]}, "open": {"type": "boolean"},
-        "comment_count": {"type": "integer"}, "seq": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"}}},
-    "Comment": {"type": "object", "properties": {
+    "Post": {"type": "object", "required": [
+        "slug", "title", "url", "moderation", "open", "comment_count", "seq", "created_at"],
+        "properties": {
+            "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str,
+            "moderation": {"enum": ["post", "pre"]}, "open": {"type": "boolean"},
+            "comment_count": {"type": "integer"}, "seq": {"type": "integer"},
+            "created_at": _time}},
+    # The public view; the moderator view (the queue, moderator actions and edits) adds
+    # author.email, ip, user_agent, depth, reports and reasons.
+    "Comment": {"type": "object", "required": [
+        "id", "post", "parent_id", "kind", "author", "body", "html", "status", "created_at",
+        "edited_at", "version", "client_id"], "properties": {
         "id": {"type": "integer"}, "post": {"type": "string"},
         "parent_id": {"type": ["integer", "null"]}, "kind": {"enum": ["comment", "pingback"]},
-        "author": {"type": "object", "properties": {
-            "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"}}},
+        "author": {"type": "object", "required": ["name", "url", "avatar"], "properties": {
+            "name": {"type": "string"}, "url": _nullable_str, "avatar": {"type": "string"},
+            "email": _nullable_str}},
         "body": {"type": "string"}, "html": {"type": "string"},
         "status": {"enum": list(STATUSES)},
-        "created_at": {"type": "string", "format": "date-time"},
-        "edited_at": {"type": ["string", "null"], "format": "date-time"},
-        "version": {"type": "integer"}, "client_id": _nullable_str}},
-    "Problem": {"type": "object", "properties": {
+        "created_at": _time, "edited_at": {"type": ["string", "null"], "format": "date-time"},
+        "version": {"type": "integer"}, "client_id": _nullable_str,
+        "ip": _nullable_str, "user_agent": _nullable_str, "depth": {"type": "integer"},
+        "reports": {"type": "integer"}, "reasons": {"type": "array", "items": REASON}}},
+    "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"],
+                "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "code": {"type": "string"}, "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "errors": {"type": "array", "items": {"type": "object", "required": [
+            "field", "message"], "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}}}}}},
 }
 
@@ -56,7 +69,8 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _wrapped(**props: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": props}
+    """An object that always has these properties (and may gain others later)."""
+    return {"type": "object", "required": list(props), "properties": props}
 
 
 POST_LIST = _wrapped(posts={"type": "array", "items": _ref("Post")},
@@ -87,7 +101,7 @@ BAN = _wrapped(id={"type": "integer"}, kind={"enum": ["ip", "email", "name"]},
                reason={"type": ["string", "null"]},
                expires_at={"type": ["string", "null"], "format": "date-time"},
                created_at={"type": "string", "format": "date-time"},
-               created_by={"type": "string"})
+               created_by=_nullable_str)
 BANS = _wrapped(bans={"type": "array", "items": BAN})
 POLICY = _wrapped(default_moderation={"enum": ["post", "pre"]},
                   hold_words={"type": "array", "items": {"type": "string"}},
@@ -104,7 +118,7 @@ LOG = _wrapped(entries={"type": "array", "items": _wrapped(
     next={"type": ["integer", "null"]},
     moderators={"type": "array", "items": {"type": "string"}})
 _counts = {"type": "integer", "minimum": 0}
-CONTEXT = _wrapped(
+FEED_CONTEXT = _wrapped(
     post={"type": ["object", "null"], "properties": {
         "slug": {"type": "string"}, "title": {"type": "string"}, "url": _nullable_str}},
     parent={"type": ["object", "null"], "properties": {
@@ -116,8 +130,8 @@ CONTEXT = _wrapped(
     reports={"type": "array", "items": _wrapped(
         reason={"type": "string"}, created_at={"type": "string", "format": "date-time"})})
 FEED = _wrapped(comments={"type": "array", "items": {"allOf": [
-    _ref("Comment"), _wrapped(context=CONTEXT)]}}, next={"type": ["integer", "null"]})
-COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in FILTERS}))
+    _ref("Comment"), _wrapped(context=FEED_CONTEXT)]}}, next={"type": ["integer", "null"]})
+FILTER_COUNTS = _wrapped(counts=_wrapped(**{name: _counts for name in FILTERS}))
 SESSIONS = _wrapped(sessions={"type": "array", "items": _wrapped(
     id={"type": "integer"}, created_at={"type": "string", "format": "date-time"},
     expires_at={"type": "string", "format": "date-time"}, ip=_nullable_str,
@@ -132,8 +146,10 @@ HEADER_PARAMETERS = {"/api/posts/{slug}/events": [{
     "description": "the last seq received; wins over `since`",
     "schema": {"type": "string", "pattern": "^[0-9]+$"}}]}
 
-# (method, path, summary, request model, {status: schema or None}, query parameters)
-OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = [
+# (method, path, summary, request model, {status: schema or None}, query parameters: a name
+# from QUERY_SCHEMAS, or (name, schema) where an operation differs)
+Query = str | tuple[str, dict[str, Any]]
+OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[Query]]] = [
     ("get", "/api/posts", "List posts, newest first", None, {200: POST_LIST},
      ["limit", "after"]),
     ("get", "/api/posts/{slug}", "Get one post", None, {200: _ref("Post")}, []),
@@ -144,7 +160,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
     ("post", "/api/posts", "Find or create the thread a page embeds (browsers of allowed origins;"
      " 10 new threads per IP per hour)", "NewThread", {200: _ref("Post"), 201: _ref("Post")}, []),
     ("get", "/api/posts/{slug}/thread", "Top-level comments page by page, with their first"
-     " replies", None, {200: THREAD_PAGE}, ["sort", "limit", "after", "replies"]),
+     " replies", None, {200: THREAD_PAGE},
+     ["sort", ("limit", {"type": "integer", "minimum": 1, "maximum": 100}), "after", "replies"]),
     ("get", "/api/comments/{id}/replies", "More replies under a top-level comment", None,
      {200: QUEUE}, ["limit", "after"]),
     ("get", "/api/comments/{id}/context", "A comment in context: its top-level comment and the"
@@ -177,7 +194,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[int, Any], list[str]]] = 
      "The moderator feed: comments by filter and post, newest first, each with its context",
      None, {200: FEED}, ["status", "post", "before", "limit", "ids"]),
     ("get", "/api/moderation/counts", "How many comments each filter holds", None,
-     {200: COUNTS}, ["post"]),
+     {200: FILTER_COUNTS}, ["post"]),
     ("post", "/api/moderation/comments/{id}/{action}", "Moderate a comment", "ModeratorAction",
      {200: ONE_COMMENT}, []),
     ("get", "/api/moderation/log", "Moderator actions, newest first", None, {200: LOG},
@@ -206,6 +223,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     return params
 
 
+# Query parameters an operation cannot do without (only /api/counts has one).
+REQUIRED_QUERIES = {"slugs"}
 QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 500},
     "status": {"enum": list(FILTERS)},
@@ -216,13 +235,15 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "action": {"enum": list(AUDIT_ACTIONS)},
     "sort": {"enum": ["oldest", "newest"]},
     "replies": {"type": "integer", "minimum": 0, "maximum": 100},
-    "slugs": {"type": "string", "description": "1 to 100 post slugs, separated by commas"},
+    "slugs": {"type": "string", "pattern": r"^,*[a-z0-9._-]{1,200}(,+[a-z0-9._-]{1,200}){0,99},*$",
+              "description": "1 to 100 post slugs, separated by commas"},
 }
 
 
-def _query_parameter(name: str) -> dict[str, Any]:
-    schema = QUERY_SCHEMAS.get(name, {"type": "integer", "minimum": 0})
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+def _query_parameter(query: Query) -> dict[str, Any]:
+    name, schema = query if isinstance(query, tuple) else (
+        query, QUERY_SCHEMAS.get(query, {"type": "integer", "minimum": 0, "maximum": MAX_ID}))
+    return {"name": name, "in": "query", "required": name in REQUIRED_QUERIES, "schema": schema}
 
 
 @cache

@@ -2,15 +2,19 @@
 
 Rendering happens once, at write time; the stored HTML is what every reader receives.
 markdown-it runs in CommonMark mode with raw HTML off, and nh3 (ammonia) then allows only a
-short list of tags and `http`, `https` and `mailto` links, so neither the Markdown nor a
-renderer bug can smuggle a script, an event handler or a `javascript:` URL through.
+short list of tags and absolute `http`, `https` and `mailto` links, so neither the Markdown nor
+a renderer bug can smuggle a script, an event handler or a `javascript:` URL through. Relative
+links (`/api/auth/logout`, `//evil.example`, `http:evil`) would point into whatever page
+embeds the thread, so they lose their `href`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -49,19 +53,42 @@ TAGS = {"p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li"
         "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
 ATTRIBUTES = {"a": {"href"}, "ol": {"start"}}
 LINK_REL = "nofollow ugc noopener"
+# Bodies up to this length are rendered on the event loop: whatever they hold, markdown-it
+# needs well under a millisecond for them. Longer ones go to realtime.renderer's workers.
+INLINE_MAX = 64
+# A scheme alone is not enough: `http:evil` is a relative link on an http page.
+ABSOLUTE_LINK = re.compile(r"(?:https?://[^/\\\s?#]|mailto:\S)", re.IGNORECASE)
+
+
+def _absolute_links_only(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "href" and not ABSOLUTE_LINK.match(value):
+        return None
+    return value
 
 
 def render_markdown(body: str) -> str:
     """Safe HTML for a comment body."""
-    raw = _md.render(body)
+    return _clean(_md.render(body))
+
+
+def render_with_links(body: str) -> tuple[str, int]:
+    """Safe HTML for a comment body and the links the link limit counts in it (see
+    `count_links`), from one parse of the Markdown: the parse is most of the cost."""
+    env: dict[str, Any] = {}
+    tokens = _md.parse(body, env)
+    return _clean(_md.renderer.render(tokens, _md.options, env)), _count_urls(tokens)
+
+
+def _clean(raw: str) -> str:
     return nh3.clean(raw, tags=TAGS, attributes=ATTRIBUTES, url_schemes={"http", "https", "mailto"},
-                     link_rel=LINK_REL).strip()
+                     attribute_filter=_absolute_links_only, link_rel=LINK_REL).strip()
 
 
-def avatar_hash(email: str | None, name: str) -> str:
-    """A short, stable hash for an identicon: from the e-mail, else the name."""
+def avatar_hash(key: bytes, email: str | None, name: str) -> str:
+    """A short, stable hash for an identicon: from the e-mail, else the name, keyed with the
+    site's secret so that nobody can confirm a guessed address by hashing it."""
     source = (email or name).strip().lower()
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+    return hmac.new(key, source.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 WEB_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)

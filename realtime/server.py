@@ -37,6 +37,9 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
         "ws_per_message_deflate": False, "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_interval, "ws_max_size": 4096,
         "log_level": settings.log_level, "server_header": False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; the app decides whom
+        # to believe (REALTIME_FORWARDED_ALLOW_IPS, realtime.proxy).
+        "proxy_headers": False,
         "timeout_graceful_shutdown": 5}
     return uvicorn.Config(app, **{**options, **extra})
 

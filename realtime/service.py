@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import ipaddress
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,15 +13,24 @@ import orjson
 
 from . import auth, moderation, render
 from .config import Settings
-from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from .errors import (
+    DuplicateComment,
+    Forbidden,
+    NotFound,
+    ThreadClosed,
+    Unauthorized,
+    ValidationFailed,
+)
 from .logins import WINDOW, Hashing, Logins
 from .models import Audit, Comment, Draft, EventPage, Moderator, Post, Verdict, iso
+from .renderer import Renderer
+from .schemas import readable_policy
 from .store import Store, ThreadPage
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
 THREADS_PER_IP_HOUR = 10
-# Previews render off the event loop, a few at a time: each may cost a full render.
-PREVIEWS_AT_ONCE = 2
 # Nodes read a moderation change back moments after its NOTIFY; nothing needs it later.
 MODERATION_CHANGES_KEPT = timedelta(minutes=10)
 
@@ -48,10 +57,11 @@ class Created:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who asks for a change: a moderator, or whoever holds an edit token."""
+    """Who asks for a change: a moderator, or whoever holds an edit token; from `ip`."""
 
     moderator: Moderator | None = None
     edit_token: str | None = None
+    ip: str | None = None
 
 
 class Service(Logins):
@@ -60,46 +70,90 @@ class Service(Logins):
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._previews = asyncio.Semaphore(PREVIEWS_AT_ONCE)
         self.hashing = Hashing()
+        self.renderer = Renderer(settings.render_workers, settings.render_cpu_limit_s)
+        self._unreadable: str | None = None
+        self._avatar_key: bytes | None = None
+
+    async def start(self) -> None:
+        """Load what every node shares and the service needs before it serves: the site's
+        avatar key (created, and every stored avatar recomputed with it, on first start)."""
+        key = await self.store.avatar_key(
+            secrets.token_hex(32),
+            lambda key, email, name: render.avatar_hash(bytes.fromhex(key), email, name))
+        self._avatar_key = bytes.fromhex(key)
+
+    def avatar(self, email: str | None, name: str) -> str:
+        """An author's avatar hash, keyed with the site's avatar key."""
+        if self._avatar_key is None:
+            raise RuntimeError("Service.start() was not awaited")
+        return render.avatar_hash(self._avatar_key, email, name)
+
+    async def close(self) -> None:
+        """Let go of what the service started (its render workers)."""
+        await self.renderer.close()
 
     async def create_comment(self, slug: str, draft: Draft, *,
                              check_author: bool = True) -> Created:
         """Post a comment: idempotent by client_id, judged by the shared moderation policy.
 
+        A body the event loop cannot render at once is first checked against everything
+        cheap that could refuse it (the post, a retry, bans, flood limits, the client's render
+        budget, a duplicate), so a refused comment never costs a render.
         `check_author=False` skips bans and flood limits, for the operator's own content
         (the demo thread), which no reader sent.
         """
-        html = render.render_markdown(draft.body)
-        links = render.count_links(draft.body)
+        keys = moderation.match_keys(draft)
+        flood = (self.settings.flood_max_per_10_min, self.settings.flood_min_interval_s)
+        if len(draft.body) > render.INLINE_MAX:
+            self.renderer.check(draft.ip)
+            post, early = await self.store.admission(slug, draft, keys, flood_defaults=flood,
+                                                     duplicate_window=DUPLICATE_WINDOW)
+            if early.retry is not None:
+                return Created(early.retry, None, None, created=False)
+            if not post.open:
+                raise ThreadClosed(f"comments on {slug!r} are closed")
+            if check_author:
+                moderation.check_author(self._policy(early.facts["policy"]),
+                                        self._author(early.facts))
+            if early.duplicate:
+                raise DuplicateComment("the same comment was posted here a moment ago")
+        html, links = await self.renderer.render(draft.body, draft.ip)
 
         def judge(post: Post, facts: dict[str, Any]) -> Verdict:
             policy = self._policy(facts["policy"])
-            ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
-            # Both counts are capped at the limit; the source at the cap that waits longest
-            # (its oldest counted comment is youngest) decides Retry-After.
-            recent = max(facts["recent_ip"], facts["recent_email"])
-            ages = [age for count, age in ((facts["recent_ip"], facts["oldest_ip"]),
-                                           (facts["recent_email"], facts["oldest_email"]))
-                    if count == recent and age is not None]
-            author = moderation.Author(trusted=facts["trusted"], ban=ban,
-                                       last_age_s=facts["last_age"], recent=recent,
-                                       oldest_recent_age_s=min(ages) if ages else None)
+            author = self._author(facts)
             if check_author:
                 moderation.check_author(policy, author)
             return moderation.verdict(draft.body, links, post.moderation, policy, author)
 
         token = auth.new_token()
         written = await self.store.insert_comment(
-            slug, draft, judge=judge, html=html,
-            flood_defaults=(self.settings.flood_max_per_10_min,
-                            self.settings.flood_min_interval_s),
-            avatar=render.avatar_hash(draft.author_email, draft.author_name), edit_token=token,
+            slug, draft, keys, judge=judge, html=html, flood_defaults=flood,
+            avatar=self.avatar(draft.author_email, draft.author_name), edit_token=token,
             max_depth=self.settings.max_depth, duplicate_window=DUPLICATE_WINDOW)
         if written.verdict is None:
             return Created(written.comment, None, None, created=False)
         return Created(written.comment, written.seq, token, created=True,
                        edit_window_s=written.verdict.edit_window_s)
+
+    def check_render_budget(self, ip: str | None) -> None:
+        """Refuse (429) a client whose bodies used up its render budget, before its next
+        request is read."""
+        self.renderer.check(ip)
+
+    @staticmethod
+    def _author(facts: dict[str, Any]) -> moderation.Author:
+        ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
+        # Both counts are capped at the limit; the source at the cap that waits longest
+        # (its oldest counted comment is youngest) decides Retry-After.
+        recent = max(facts["recent_ip"], facts["recent_email"])
+        ages = [age for count, age in ((facts["recent_ip"], facts["oldest_ip"]),
+                                       (facts["recent_email"], facts["oldest_email"]))
+                if count == recent and age is not None]
+        return moderation.Author(trusted=facts["trusted"], ban=ban,
+                                 last_age_s=facts["last_age"], recent=recent,
+                                 oldest_recent_age_s=min(ages) if ages else None)
 
     async def policy(self) -> moderation.Policy:
         """The moderation policy in force: the stored one, else the REALTIME_* defaults."""
@@ -125,15 +179,18 @@ class Service(Logins):
                 raise ValidationFailed.field("comment_id", f"that comment has no {kind}")
         if value is None:
             raise ValidationFailed.field("value", "give either value or comment_id")
-        if kind == "ip":
-            try:
-                value = str(ipaddress.ip_address(value))
-            except ValueError:
-                raise ValidationFailed.field("value", "must be an IP address") from None
-        elif kind == "email":
-            value = value.lower()
+        try:
+            match = moderation.ban_value(kind, value)
+        except ValueError:
+            raise ValidationFailed.field(
+                "value", "must be an IP address or a network (CIDR)") from None
+        if not match:
+            raise ValidationFailed.field("value", "must not be empty")
+        # Shown as the moderator wrote it (an e-mail in lower case; an IP ban as the network
+        # it covers); matched by its folded form.
+        value = {"ip": match, "email": value.strip().lower()}.get(kind, value.strip())
         expires = datetime.fromisoformat(expires_at) if expires_at else None
-        return await self.store.add_ban(kind, value, shadow=shadow, reason=reason,
+        return await self.store.add_ban(kind, value, match=match, shadow=shadow, reason=reason,
                                         expires_at=expires, created_by=moderator.username,
                                         audit=Audit(moderator.username, "ban", reason),
                                         comment=comment)
@@ -143,8 +200,22 @@ class Service(Logins):
         await self.store.delete_ban(ban_id, Audit(moderator.username, "unban"))
 
     def _policy(self, stored: str | None) -> moderation.Policy:
+        """The stored policy over the defaults; a stored field that cannot be read (written
+        by hand, or by a broken version) keeps its default and is logged, once per change,
+        rather than failing every comment."""
         base = moderation.Policy.defaults(self.settings)
-        return base if stored is None else base.merged(orjson.loads(stored))
+        if stored is None:
+            return base
+        try:
+            fields, broken = readable_policy(orjson.loads(stored))
+        except orjson.JSONDecodeError:
+            fields, broken = {}, ["policy"]
+        if broken and stored != self._unreadable:
+            log.error("the stored moderation policy has fields that cannot be read, their"
+                      " defaults apply until a moderator saves the policy: %s",
+                      ", ".join(broken))
+        self._unreadable = stored if broken else None
+        return base.merged(fields)
 
     # reads ------------------------------------------------------------------------------
 
@@ -192,11 +263,10 @@ class Service(Logins):
         return await self.store.create_post_on_view(slug, title, url, ip=ip, moderation=default,
                                                     per_hour=THREADS_PER_IP_HOUR)
 
-    async def preview(self, body: str) -> tuple[str, int]:
-        """A body rendered as it would be posted, and how many links the link limit counts."""
-        async with self._previews:
-            return await asyncio.to_thread(
-                lambda: (render.render_markdown(body), render.count_links(body)))
+    async def preview(self, body: str, ip: str | None) -> tuple[str, int]:
+        """A body rendered as it would be posted, and how many links the link limit counts;
+        rendered like a posted body (off the event loop, within the client's budget)."""
+        return await self.renderer.render(body, ip)
 
     async def event_page(self, slug: str, since: int | None, limit: int) -> EventPage | None:
         """A page of a post's public events after `since` and its seq; None when pruned."""
@@ -248,15 +318,18 @@ class Service(Logins):
         return await self.store.list_bans()
 
     async def prune(self) -> None:
-        """Forget what the retention settings let go: events past their window."""
+        """Forget what the retention settings let go: events past REALTIME_RETENTION_DAYS,
+        moderation changes past MODERATION_CHANGES_KEPT, thread creations and failed logins
+        past their windows, and addresses and user agents past REALTIME_IP_RETENTION_DAYS."""
         await self.store.prune_events(timedelta(days=self.settings.retention_days),
                                       MODERATION_CHANGES_KEPT)
         await self.store.prune_thread_creations()
         await self.store.prune_login_failures(WINDOW)
+        await self.store.forget_addresses(timedelta(days=self.settings.ip_retention_days))
 
-    async def ping(self) -> None:
-        """Raise when the database cannot answer."""
-        await self.store.ping()
+    async def ping(self, timeout: float) -> None:
+        """Raise when the database cannot answer within `timeout` seconds."""
+        await self.store.ping(timeout)
 
     async def public_comment(self, comment_id: int) -> Comment:
         """A comment anyone may see, or NotFound."""
@@ -277,22 +350,47 @@ class Service(Logins):
 
     async def edit_comment(self, comment_id: int, body: str, actor: Actor) -> dict[str, Any]:
         """Replace a comment's body, as its author within the edit window or as a moderator;
-        the answer is the comment as that actor may see it."""
-        await self._authorize(comment_id, actor)
-        html = render.render_markdown(body)
+        the answer is the comment as that actor may see it.
+
+        An author's edit is judged like a new comment (bans, block and hold words, the link
+        limit, pre-moderation) and may send the comment back to the queue or to spam, never
+        out of them: a comment approved for one text does not stay approved for another.
+        """
+        own = await self._authorize(comment_id, actor)
+        html, links = await self.renderer.render(body, actor.ip)
+        verdict = None if own is None else await self._judge_edit(own, body, links)
 
         def change(current: Comment) -> dict[str, Any] | None:
             if current.status == "deleted" and actor.moderator is None:
                 raise NotFound(f"no comment {comment_id}")
             if current.body == body:
                 return None
-            return {"body": body, "html": html, "edited_at": datetime.now(UTC)}
+            columns: dict[str, Any] = {"body": body, "html": html,
+                                       "edited_at": datetime.now(UTC)}
+            if verdict is not None:
+                status = moderation.edited_status(current.status, verdict.status)
+                if status != current.status:
+                    columns.update(status=status,
+                                   reasons=orjson.dumps(verdict.reasons).decode())
+            return columns
 
         written = await self.store.change_comment(comment_id, change,
                                                   audit=self._audit(actor, "edit"))
         if actor.moderator is not None:
             return written.comment.private()
         return written.comment.for_author()
+
+    async def _judge_edit(self, comment: Comment, body: str, links: int) -> Verdict:
+        """The verdict a new comment with this body by this author would get (flood limits
+        aside: an edit adds no comment); 403 when the author is banned."""
+        facts = await self.store.author_standing(
+            comment, name=moderation.folded(comment.author_name).strip(),
+            email=moderation.folded(comment.author_email) if comment.author_email else None)
+        policy = self._policy(facts["policy"])
+        ban = None if facts["shadow"] is None else ("shadow" if facts["shadow"] else "ban")
+        author = moderation.Author(trusted=facts["trusted"], ban=ban)
+        moderation.check_author(policy, author)
+        return moderation.verdict(body, links, facts["moderation"], policy, author)
 
     async def delete_comment(self, comment_id: int, actor: Actor) -> None:
         """Remove a comment from public view; a tombstone stays while it has replies."""
@@ -337,9 +435,11 @@ class Service(Logins):
     def _audit(actor: Actor, action: str) -> Audit | None:
         return None if actor.moderator is None else Audit(actor.moderator.username, action)
 
-    async def _authorize(self, comment_id: int, actor: Actor) -> None:
+    async def _authorize(self, comment_id: int, actor: Actor) -> Comment | None:
+        """Allow a moderator, or the holder of the comment's edit token within its edit
+        window; for the latter, the comment."""
         if actor.moderator is not None:
-            return
+            return None
         if actor.edit_token is None:
             raise Unauthorized("an edit token or a moderator session is required")
         if not await self.store.edit_token_matches(comment_id, actor.edit_token):
@@ -351,3 +451,4 @@ class Service(Logins):
         window = timedelta(seconds=(await self.policy()).edit_window_s)
         if datetime.now(UTC) - comment.created_at > window:
             raise Forbidden("the edit window of this comment has closed")
+        return comment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from realtime.api import MAX_BODY
 
 from conftest import MOD_PASSWORD, MOD_USER, Running, comment_body, login
 
@@ -36,7 +39,7 @@ def assert_inert(html: str) -> None:
         for name, value in attrs:
             assert not name.startswith("on"), name
             if name == "href":
-                assert (value or "").lower().startswith(("http:", "https:", "mailto:")), value
+                assert re.match(r"(?i)(https?://[^/\\\s?#]|mailto:\S)", value or ""), value
 
 
 def assert_problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -197,12 +200,12 @@ async def test_malformed_requests(client: httpx.AsyncClient, post: dict[str, Any
     assert_problem(array, 422, "validation_error")
     form = await client.post(url, data={"body": "x"})
     assert_problem(form, 415, "unsupported_media_type")
-    huge = await client.post(url, content=b'{"body": "' + b"x" * 70_000 + b'"}',
+    huge = await client.post(url, content=b'{"body": "' + b"x" * MAX_BODY + b'"}',
                              headers={"content-type": "application/json"})
     assert_problem(huge, 413, "payload_too_large")
 
     async def chunks() -> Any:
-        for _ in range(20):
+        for _ in range(MAX_BODY // 4096 + 2):
             yield b"x" * 4096
 
     streamed = await client.post(url, content=chunks(),
@@ -545,3 +548,42 @@ async def test_moderation_log_lists_actions(client: httpx.AsyncClient, mod: http
     page = (await mod.get("/api/moderation/log", params={"limit": 1})).json()
     assert len(page["entries"]) == 1 and page["next"] == log["entries"][0]["id"]
     assert_problem(await client.get("/api/moderation/log"), 401, "unauthorized")
+
+
+async def test_405_allow_lists_every_method(client: httpx.AsyncClient) -> None:
+    """A method a path does not take is 405 with every method it does take in Allow."""
+    for path, method, allowed in (
+            ("/api/posts/hello-world", "POST", "GET, HEAD, PUT"),
+            ("/api/posts/hello-world/comments", "DELETE", "GET, HEAD, POST"),
+            ("/api/comments/1", "PUT", "DELETE, GET, HEAD, PATCH"),
+            ("/api/moderation/settings", "POST", "GET, HEAD, PUT"),
+            ("/api/moderation/bans", "PUT", "GET, HEAD, POST"),
+            ("/api/auth/login", "GET", "POST")):
+        answer = await client.request(method, path)
+        assert_problem(answer, 405, "method_not_allowed")
+        assert answer.headers["allow"] == allowed, (path, answer.headers["allow"])
+
+
+async def test_astral_body_at_the_length_limit_is_accepted(client: httpx.AsyncClient,
+                                                           post: dict[str, Any]) -> None:
+    """10,000 astral characters written as JSON escapes (120,000 bytes) are a valid body."""
+    sent = {"body": "\U0001f600" * 10_000, "author": {
+        "name": "\U0001f600" * 100, "url": "https://e.example/" + "\u00e9" * 1900}}
+    raw = json.dumps(sent).encode()  # ensure_ascii: astral characters as surrogate escapes
+    assert len(raw) > 120_000 and b"\\ud83d\\ude00" in raw
+    answer = await client.post("/api/posts/hello-world/comments", content=raw,
+                               headers={"content-type": "application/json"})
+    assert answer.status_code == 201, answer.text[:300]
+    assert answer.json()["comment"]["body"] == "\U0001f600" * 10_000
+    longer = json.dumps({**sent, "body": sent["body"] + "x"}).encode()
+    assert_problem(await client.post("/api/posts/hello-world/comments", content=longer,
+                                     headers={"content-type": "application/json"}),
+                   422, "validation_error")
+
+
+async def test_an_unparsable_origin_is_refused_not_a_crash(server: Running) -> None:
+    """An Origin (or a page URL) that URL parsing rejects is a 403, never a 500."""
+    mod = await login(server)
+    mod.headers["Origin"] = "http://[evil"
+    assert_problem(await mod.put("/api/posts/x", json={"title": "X"}), 403, "forbidden")
+    await mod.aclose()

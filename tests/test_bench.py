@@ -47,3 +47,19 @@ def test_quick_bench_writes_a_report(database_url: str, tmp_path: Path) -> None:
          "    print(await conn.fetchval(\"SELECT string_agg(slug, ',') FROM posts\"))\n"
          "    await conn.close()\n"
          "asyncio.run(main())", database_url], capture_output=True, text=True).stdout
+
+
+def test_quick_hostile_poster_scenario_writes_its_report(database_url: str,
+                                                         tmp_path: Path) -> None:
+    """Scenario 8 (a hostile poster) at quick size gives its table and its target row."""
+    out = tmp_path / "BENCHMARKS.md"
+    env = {**os.environ, "REALTIME_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime", "bench", "8", "--quick", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = out.read_text()
+    assert "### 8. Hostile poster" in report and "failed" not in report, report
+    assert "| other subscribers' p99 delivery under a hostile poster at full speed |" in report
+    rows = re.findall(r"^\| (quiet|hostile poster)[^|]*\|.*\|$", report, re.MULTILINE)
+    assert len(rows) == 3, report

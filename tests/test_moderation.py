@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import Live, Running, comment_body
 from test_api import assert_problem
@@ -177,3 +180,111 @@ async def test_retry_answers_like_the_first_answer(mod: httpx.AsyncClient,
         assert again.json()["comment"] == first.json()["comment"]
         queued = (await mod.get("/api/moderation/queue?status=spam")).json()["comments"]
         assert any(c["id"] == first.json()["comment"]["id"] for c in queued)
+
+
+NULLS = [{"max_links": None}, {"edit_window_s": None}, {"flood": None},
+         {"flood": {"min_interval_s": None}}, {"flood": {"max_per_10_min": None}},
+         {"hold_words": None}, {"block_words": None}, {"hold_words": [None]},
+         {"default_moderation": None}, {"trusted_authors": None}]
+
+
+async def test_policy_refuses_null_anywhere(mod: httpx.AsyncClient, client: httpx.AsyncClient,
+                                            post: dict[str, Any]) -> None:
+    """A null in any policy field is a 422 that changes nothing; posting keeps working."""
+    before = (await mod.get("/api/moderation/settings")).json()
+    for body in NULLS:
+        problem = assert_problem(await mod.put("/api/moderation/settings", json=body),
+                                 422, "validation_error")
+        assert problem["errors"][0]["field"].split(".")[0] == next(iter(body)), problem
+    assert (await mod.get("/api/moderation/settings")).json() == before
+    assert (await client.post(URL, json=comment_body("still fine"))).status_code == 201
+
+
+async def test_openapi_policy_schema_has_no_null(client: httpx.AsyncClient) -> None:
+    """The OpenAPI document shows each policy field with its own type, never null."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    for name in ("PolicyFields", "FloodFields"):
+        for field, schema in schemas[name]["properties"].items():
+            assert "null" not in str(schema) and "default" not in schema, (field, schema)
+            assert "type" in schema or "$ref" in schema or "enum" in schema, (field, schema)
+
+
+UNREADABLE = [
+    {"max_links": None, "edit_window_s": "soon", "flood": {"min_interval_s": "x",
+                                                          "max_per_10_min": 1e30}},
+    {"flood": None, "hold_words": None, "block_words": 7},
+    {"flood": {"max_per_10_min": -5, "min_interval_s": 2.5}, "trusted_authors": "yes"},
+    {"flood": "often", "default_moderation": "sometimes", "max_links": 99999999999999},
+    ["not", "an", "object"],
+    "a string",
+]
+
+
+@pytest.mark.parametrize("stored", UNREADABLE)
+async def test_unreadable_stored_policy_never_stops_posting(
+        server: Running, mod: httpx.AsyncClient, client: httpx.AsyncClient,
+        post: dict[str, Any], stored: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A stored policy that cannot be read is logged and its broken fields take their
+    defaults: comments, edits and the policy page keep working."""
+    await server.store.pool.execute(
+        "INSERT INTO settings (name, value) VALUES ('moderation', $1::jsonb)"
+        " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", json.dumps(stored))
+    with caplog.at_level(logging.ERROR, logger="realtime.service"):
+        created = await client.post(URL, json=comment_body("posting still works"))
+        assert created.status_code == 201, created.text
+        assert created.json()["comment"]["status"] == "approved"
+    assert "cannot be read" in caplog.text
+    edited = await client.patch(f"/api/comments/{created.json()['comment']['id']}",
+                                json={"body": "and editing"},
+                                headers={"Authorization": f"Edit {created.json()['edit_token']}"})
+    assert edited.status_code == 200, edited.text
+    policy = (await mod.get("/api/moderation/settings")).json()
+    assert policy["max_links"] == 2 and policy["flood"]["min_interval_s"] == 0
+    saved = await mod.put("/api/moderation/settings", json={"max_links": 3})
+    assert saved.status_code == 200 and saved.json()["flood"]["max_per_10_min"] == 0
+
+
+async def test_rules_see_through_invisible_and_lookalike_characters(
+        mod: httpx.AsyncClient, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+    """Zero-width, bidi and compatibility characters dodge no name ban, word or duplicate."""
+    await mod.post("/api/moderation/bans", json={"kind": "name", "value": "Alice"})
+    await mod.post("/api/moderation/bans", json={"kind": "email", "value": "bad@example.org"})
+    for name in ("al\u200bice", "ＡＬＩＣＥ", "ali\u202ece", "a\u2060lice\u200d", "al\ufe0fice"):
+        answer = await client.post(URL, json={"body": "hi", "author": {"name": name}})
+        assert_problem(answer, 403, "banned")
+    assert_problem(await client.post(URL, json={"body": "hi", "author": {
+        "name": "Bo", "email": "b\u200bad@example.org"}}), 403, "banned")
+    await mod.put("/api/moderation/settings",
+                  json={"hold_words": ["casino"], "block_words": ["viagra"]})
+    spam = await client.post(URL, json=comment_body("cheap vi\u00adag\u200bra", name="S"))
+    held = await client.post(URL, json=comment_body("ｃａｓｉｎｏ night", name="H"))
+    assert spam.json()["comment"]["status"] == "pending"
+    assert held.json()["comment"]["status"] == "pending"
+    statuses = {c["author"]["name"]: (c["status"], c["reasons"]) for c in (await mod.get(
+        "/api/moderation/queue", params={"status": "all"})).json()["comments"]}
+    assert statuses["S"] == ("spam", [{"rule": "block_word", "word": "viagra"}])
+    assert statuses["H"] == ("pending", [{"rule": "hold_word", "word": "casino"}])
+    assert (await client.post(URL, json=comment_body("Hello there", name="D"))).status_code == 201
+    again = await client.post(URL, json=comment_body("Hello\u200b there\u200f", name="D"))
+    assert_problem(again, 409, "duplicate_comment")
+
+
+async def test_ip_bans_cover_networks(mod: httpx.AsyncClient, client: httpx.AsyncClient,
+                                      post: dict[str, Any]) -> None:
+    """An IP ban may name a network (CIDR); host bits are dropped, nonsense refused."""
+    ban = await mod.post("/api/moderation/bans", json={"kind": "ip", "value": "127.3.2.1/8"})
+    assert ban.status_code == 201 and ban.json()["value"] == "127.0.0.0/8"
+    assert_problem(await client.post(URL, json=comment_body()), 403, "banned")
+    await mod.delete(f"/api/moderation/bans/{ban.json()['id']}")
+    other = await mod.post("/api/moderation/bans", json={"kind": "ip", "value": "10.0.0.0/8"})
+    assert other.json()["value"] == "10.0.0.0/8"
+    assert (await client.post(URL, json=comment_body())).status_code == 201
+    six = await mod.post("/api/moderation/bans", json={"kind": "ip", "value": "2001:db8::7"})
+    assert six.json()["value"] == "2001:db8::/64"
+    exact = await mod.post("/api/moderation/bans",
+                           json={"kind": "ip", "value": "2001:db8::7/128"})
+    assert exact.json()["value"] == "2001:db8::7"
+    for value in ("300.1.1.1/8", "127.0.0.1/33", "example.org", "::/x"):
+        assert_problem(await mod.post("/api/moderation/bans", json={"kind": "ip",
+                                                                    "value": value}),
+                       422, "validation_error")

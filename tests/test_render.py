@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from realtime import moderation, render
 from realtime.config import Settings
 from realtime.errors import Banned, RateLimited
+from realtime.schemas import readable_policy
 
 from test_api import assert_inert
 
@@ -33,12 +36,40 @@ def test_any_markdown_renders_inert(body: str) -> None:
     assert_inert(render.render_markdown(body))
 
 
+LINK_TARGETS = st.sampled_from([
+    "//evil.example", "/api/auth/logout", "http:evil", "https:/x", "#top", "?q=1", "x.html",
+    "javascript:alert(1)", "JaVaScRiPt:x", "data:text/html,x", "vbscript:x", "mailto:",
+    "https://ok.example/a", "HTTP://OK.example", "mailto:a@b.example", "  https://e.example",
+    "https:\\\\evil.example", "\\\\evil.example", "ftp://files.example",
+])
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), LINK_TARGETS), max_size=4),
+       st.booleans())
+def test_only_absolute_links_survive(links: list[tuple[str, str]], as_images: bool) -> None:
+    """Links and images keep an href only when it is an absolute http, https or mailto URL."""
+    bang = "!" if as_images else ""
+    body = " ".join(f"{bang}[{text}](<{target}>)" for text, target in links)
+    assert_inert(render.render_markdown(body))
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/api/auth/logout", "http:evil", "#x"])
+def test_relative_links_lose_their_target(target: str) -> None:
+    """A relative or protocol-relative link stays as text with no href."""
+    assert render.render_markdown(f"[x]({target})") == (
+        '<p><a rel="nofollow ugc noopener">x</a></p>')
+
+
 def test_avatar_hash_is_stable_and_private() -> None:
-    """The avatar is a short hash of the e-mail (else the name), never the e-mail itself."""
-    one = render.avatar_hash("Ann@Example.org", "Ann")
-    assert one == render.avatar_hash("ann@example.org ", "Someone")
+    """The avatar is a short keyed hash of the e-mail (else the name), never the e-mail
+    itself, and without the site's key nobody can compute it from a guessed address."""
+    key = bytes(range(32))
+    one = render.avatar_hash(key, "Ann@Example.org", "Ann")
+    assert one == render.avatar_hash(key, "ann@example.org ", "Someone")
     assert len(one) == 16 and "ann" not in one
-    assert render.avatar_hash(None, "Ann") != one
+    assert render.avatar_hash(key, None, "Ann") != one
+    assert render.avatar_hash(bytes(32), "ann@example.org", "Ann") != one
+    assert one != hashlib.sha256(b"ann@example.org").hexdigest()[:16]
 
 
 def test_verdicts() -> None:
@@ -104,3 +135,56 @@ def test_action_statuses() -> None:
     assert moderation.action_status("restore", "spam") == "approved"
     assert moderation.action_status("restore", "pending") == "pending"
     assert moderation.action_status("reject", "approved") == "rejected"
+
+
+def test_canonical_text_drops_invisible_and_folds_lookalikes() -> None:
+    """NFKC folds fullwidth letters and ligatures; format and other default-ignorable
+    characters vanish; folding also ignores case."""
+    assert moderation.canonical("al\u200bi\u00adce\u2066") == "alice"
+    assert moderation.canonical("ｆｉｎｅ ﬁle") == "fine file"
+    assert moderation.folded("ÅLICE\u034f\ufe0f\U000e0041") == "ålice"
+    assert moderation.folded("Straße") == "strasse"
+
+
+def test_ban_values() -> None:
+    """IP bans are networks (an IPv6 address its /64, a mapped IPv4 address itself);
+    names and e-mails are folded."""
+    assert moderation.ban_value("ip", "203.0.113.9") == "203.0.113.9"
+    assert moderation.ban_value("ip", "203.0.113.9/24") == "203.0.113.0/24"
+    assert moderation.ban_value("ip", "2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert moderation.ban_value("ip", "2001:db8::6/128") == "2001:db8::6"
+    assert moderation.ban_value("ip", "::ffff:203.0.113.9") == "203.0.113.9"
+    assert moderation.ban_value("name", " Al\u200bICE ") == "alice"
+    with pytest.raises(ValueError):
+        moderation.ban_value("ip", "203.0.113.0/33")
+
+
+def test_edits_only_tighten_the_status() -> None:
+    """An edit moves a comment to the stricter of its status and the verdict, and never
+    touches a rejected or deleted one."""
+    assert moderation.edited_status("approved", "pending") == "pending"
+    assert moderation.edited_status("approved", "spam") == "spam"
+    assert moderation.edited_status("pending", "approved") == "pending"
+    assert moderation.edited_status("spam", "approved") == "spam"
+    assert moderation.edited_status("rejected", "approved") == "rejected"
+    assert moderation.edited_status("deleted", "spam") == "deleted"
+
+
+def test_readable_policy_keeps_the_good_fields() -> None:
+    """Each unreadable field of a stored policy is named and left out; unknown ones are
+    ignored; a stored value that is no object is unreadable as a whole."""
+    good, bad = readable_policy({"max_links": "3", "hold_words": ["a"], "future": 1,
+                                 "flood": {"min_interval_s": 5, "max_per_10_min": None}})
+    assert good == {"hold_words": ["a"], "flood": {"min_interval_s": 5}}
+    assert bad == ["max_links", "flood.max_per_10_min"]
+    assert readable_policy(None) == ({}, ["policy"])
+
+
+@given(st.text(max_size=200) | st.lists(st.sampled_from(
+    ["https://a.example ", "[x](https://b.example) ", "`https://c.example` ", "![i](https://i.ex) ",
+     "[r]: https://r.example\n\n[y][r] ", "<https://d.example> ", "**b** ", "\n\n"]),
+    max_size=8).map("".join))
+def test_one_parse_renders_and_counts_like_two(body: str) -> None:
+    """Rendering and counting links from one parse gives what separate calls give."""
+    assert render.render_with_links(body) == (render.render_markdown(body),
+                                              render.count_links(body))

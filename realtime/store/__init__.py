@@ -13,14 +13,17 @@ from .comments import CommentStore
 from .feed import FeedStore
 from .moderation import ModerationStore
 from .posts import PostStore
+from .privacy import PrivacyStore
 from .threads import ThreadPage, ThreadStore
 
 __all__ = ["COMMENT_COLUMNS", "Store", "ThreadPage", "Written", "token_hash"]
 
 
-class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore):
+class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore,
+            PrivacyStore):
     """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
 
-    async def ping(self) -> None:
-        """Raise when the database cannot answer."""
-        await self.pool.fetchval("SELECT 1")
+    async def ping(self, timeout: float) -> None:
+        """Raise when the database cannot answer within about `timeout` seconds."""
+        async with self.pool.acquire(timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)

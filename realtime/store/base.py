@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,6 +29,17 @@ COMMENT_COLUMNS = (
 # Every read of whole comments: COMMENT_COLUMNS need the post's slug.
 COMMENT_SELECT = f"SELECT {COMMENT_COLUMNS} FROM comments c JOIN posts p ON p.id = c.post_id"
 BAN_COLUMNS = "id, kind, value, shadow, reason, expires_at, created_at, created_by"
+
+
+def active_ban(ip: str, email: str, name: str) -> str:
+    """SQL true for an active ban matching an author, given the placeholders of their address,
+    folded e-mail and folded name: an IP ban covers a network."""
+    return (f"(expires_at IS NULL OR expires_at > now())"
+            f" AND ((kind = 'ip' AND {ip}::inet IS NOT NULL AND network >>= {ip}::inet)"
+            f" OR (kind = 'email' AND match_value = {email})"
+            f" OR (kind = 'name' AND match_value = {name}))")
+
+
 PUBLIC_FILTER = ("(c.status = 'approved' OR (c.status IN ('deleted', 'rejected', 'spam')"
                  " AND c.public_replies > 0))")
 
@@ -56,6 +67,15 @@ def token_hash(token: str) -> bytes:
 def page(rows: list[Any], limit: int, cursor: str) -> tuple[list[Any], Any]:
     """The first `limit` rows (read `limit + 1`) and the cursor of the next page, or None."""
     return rows[:limit], (rows[limit - 1][cursor] if len(rows) > limit else None)
+
+
+class Admission(NamedTuple):
+    """What a new comment is judged by: the comment already stored under its client_id (a
+    retry), whether it repeats a recent one, and the facts about its author (see ADMISSION)."""
+
+    retry: Comment | None
+    duplicate: bool
+    facts: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -15,39 +15,60 @@ import orjson
 
 from ..errors import Conflict, DuplicateComment, NotFound, ThreadClosed, ValidationFailed
 from ..events import ModerationRow, moderation_row, notify_payload, public_event
-from ..models import VISIBLE, Audit, Comment, Draft, Event, EventPage, Post, Verdict
+from ..models import (
+    MAX_FLOOD_COUNT,
+    MAX_SECONDS,
+    VISIBLE,
+    Audit,
+    Comment,
+    Draft,
+    Event,
+    EventPage,
+    MatchKeys,
+    Post,
+    Verdict,
+)
 from .base import (
     COMMENT_COLUMNS,
     COMMENT_SELECT,
     POST_COLUMNS,
     PUBLIC_FILTER,
+    Admission,
     StoreBase,
     Written,
+    active_ban,
     comment_of,
     page,
     post_of,
     token_hash,
 )
 
-# The moderation policy and what is known of a new comment's author: $1 e-mail, $2 IP, $3 name,
-# $4 and $5 the flood limits of a fresh database (max per 10 minutes, min interval), $6 whether
-# trust matters (a pre-moderated thread). Trusted: an earlier approved comment under the
-# e-mail. Shadow: over the active bans that match, NULL for none, false when one is a real ban,
-# true when all are shadow bans. The author's comments of the last 10 minutes are read by
-# address and by e-mail through their indexes, at most as many as the flood limit needs, and
-# none when the limits are off, so a busy address costs no more than a quiet one.
-# Everything a new comment is judged by, read in one round trip once its post is locked: the
-# comment already stored under this client_id (a retry, which wins over every rule), whether
-# it repeats a recent comment of the same author, the moderation policy, and what the author's
-# history says (trust, bans, flood counts bounded by the flood limit). Parameters: $1 post id,
-# $2 duplicate window, $3 body, $4 e-mail, $5 name, $6 client_id, $7 ip, $8/$9 the flood
-# defaults (per 10 minutes, seconds apart), $10 whether the post is pre-moderated.
+
+def _whole_number(path: str, most: int) -> str:
+    """A whole number 0..most at `path` of the stored policy, else NULL: a stored value that
+    cannot be read falls back to the default instead of failing every comment."""
+    value = f"(SELECT value #> '{{{path}}}' FROM policy)"
+    return (f"(SELECT n FROM (SELECT CASE WHEN jsonb_typeof({value}) = 'number'"
+            f" AND {value}::text ~ '^[0-9]{{1,9}}([.]0*)?$'"
+            f" THEN {value}::text::numeric::int END AS n) AS x WHERE n <= {most})")
+
+
+# Everything a new comment is judged by, read in one round trip: the comment already stored
+# under this client_id (a retry, which wins over every rule), whether it repeats a recent
+# comment of the same author (by the hash of its canonical body), the moderation policy, and
+# what the author's history says. Trusted: an earlier approved comment under the e-mail.
+# Shadow: over the active bans that match (an IP ban covers a network; names and e-mails are
+# compared folded), NULL for none, false when one is a real ban, true when all are shadow
+# bans. The author's comments of the last 10 minutes are read by address and by e-mail
+# through their indexes, at most as many as the flood limit needs, and none when the limits
+# are off, so a busy address costs no more than a quiet one. Parameters: $1 post id,
+# $2 duplicate window, $3 body key, $4 e-mail, $5 name, $6 client_id, $7 ip, $8/$9 the flood
+# defaults (per 10 minutes, seconds apart), $10 whether the post is pre-moderated, $11 the
+# folded e-mail, $12 the folded name.
 ADMISSION = f"""
 WITH policy AS (SELECT value FROM settings WHERE name = 'moderation'),
-     lim AS (SELECT coalesce((SELECT (value #>> '{{flood,max_per_10_min}}')::int FROM policy), $8)
-                    AS n,
-                    coalesce((SELECT (value #>> '{{flood,min_interval_s}}')::int FROM policy), $9)
-                    AS gap),
+     lim AS (SELECT coalesce({_whole_number("flood,max_per_10_min", MAX_FLOOD_COUNT)}, $8) AS n,
+                    coalesce({_whole_number("flood,min_interval_s", MAX_SECONDS)}, $9) AS gap),
      take AS (SELECT CASE WHEN n > 0 THEN n WHEN gap > 0 THEN 1 ELSE 0 END AS rows FROM lim),
      by_ip AS (SELECT created_at FROM comments
                 WHERE $7::inet IS NOT NULL AND ip = $7::inet
@@ -58,18 +79,13 @@ WITH policy AS (SELECT value FROM settings WHERE name = 'moderation'),
                      AND created_at > now() - interval '10 minutes'
                    ORDER BY created_at DESC LIMIT (SELECT rows FROM take))
 SELECT EXISTS (SELECT 1 FROM comments
-                WHERE post_id = $1 AND md5(body) = md5($3) AND body = $3
-                  AND created_at > now() - $2::interval
+                WHERE post_id = $1 AND body_key = $3 AND created_at > now() - $2::interval
                   AND (CASE WHEN $4::text IS NOT NULL THEN author_email = $4
                        ELSE author_email IS NULL AND author_name = $5 END)) AS duplicate,
        (SELECT value FROM policy) AS policy,
        ($10 AND $4::text IS NOT NULL AND EXISTS (
            SELECT 1 FROM comments WHERE author_email = $4 AND status = 'approved')) AS trusted,
-       (SELECT bool_and(shadow) FROM bans
-         WHERE (expires_at IS NULL OR expires_at > now())
-           AND ((kind = 'ip' AND $7::inet IS NOT NULL AND value = host($7::inet))
-             OR (kind = 'email' AND value = $4)
-             OR (kind = 'name' AND lower(value) = lower($5)))) AS shadow,
+       (SELECT bool_and(shadow) FROM bans WHERE {active_ban("$7", "$11", "$12")}) AS shadow,
        extract(epoch FROM now() - greatest((SELECT max(created_at) FROM by_ip),
                                            (SELECT max(created_at) FROM by_email)))::float8
            AS last_age,
@@ -82,6 +98,8 @@ SELECT EXISTS (SELECT 1 FROM comments
   LEFT JOIN LATERAL ({COMMENT_SELECT}
                       WHERE c.post_id = $1 AND c.client_id = $6::uuid) AS retry ON true
 """
+# Housekeeping may touch many rows at once; it runs in the background, not in a request.
+MAINTENANCE_TIMEOUT_S = 300.0
 AUTHOR_FACTS = ("policy", "trusted", "shadow", "last_age", "recent_ip", "recent_email",
                 "oldest_ip", "oldest_email")
 
@@ -150,10 +168,24 @@ class CommentStore(StoreBase):
         await self.pool.execute("DELETE FROM moderation_events WHERE created_at"
                                 " < now() - $1::interval", moderation_older_than)
         result: str = await self.pool.execute(
-            "DELETE FROM events WHERE created_at < now() - $1::interval", older_than)
+            "DELETE FROM events WHERE created_at < now() - $1::interval", older_than,
+            timeout=MAINTENANCE_TIMEOUT_S)
         return int(result.split()[-1])
 
-    async def insert_comment(self, slug: str, draft: Draft, *,
+    async def admission(self, slug: str, draft: Draft, keys: MatchKeys, *,
+                        flood_defaults: tuple[int, int],
+                        duplicate_window: timedelta) -> tuple[Post, Admission]:
+        """The post and what `insert_comment` would judge a new comment by, read without
+        locking anything: a cheap first look before the costly work for a long body."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(f"SELECT {POST_COLUMNS} FROM posts WHERE slug = $1", slug)
+            if row is None:
+                raise NotFound(f"no post {slug!r}")
+            post = post_of(row)
+            return post, await self._admission(conn, post, draft, keys, flood_defaults,
+                                               duplicate_window)
+
+    async def insert_comment(self, slug: str, draft: Draft, keys: MatchKeys, *,
                              judge: Callable[[Post, dict[str, Any]], Verdict],
                              flood_defaults: tuple[int, int], html: str, avatar: str,
                              edit_token: str, max_depth: int,
@@ -167,33 +199,41 @@ class CommentStore(StoreBase):
         """
         async with self.pool.acquire() as conn, conn.transaction():
             post = await self._lock_post(conn, slug)
-            found = dict(await conn.fetchrow(
-                ADMISSION, post.id, duplicate_window, draft.body, draft.author_email,
-                draft.author_name, draft.client_id, draft.ip, *flood_defaults,
-                post.moderation == "pre"))
-            duplicate = found.pop("duplicate")
-            facts = {name: found.pop(name) for name in AUTHOR_FACTS}
-            if found["id"] is not None:
-                return Written(Comment(**found), None, changed=False)
+            found = await self._admission(conn, post, draft, keys, flood_defaults,
+                                          duplicate_window)
+            if found.retry is not None:
+                return Written(found.retry, None, changed=False)
             if not post.open:
                 raise ThreadClosed(f"comments on {slug!r} are closed")
-            verdict = judge(post, facts)
+            verdict = judge(post, found.facts)
             parent_id, depth = await self._place_reply(conn, post, draft.parent_id, max_depth)
-            if duplicate:
+            if found.duplicate:
                 raise DuplicateComment("the same comment was posted here a moment ago")
             row = await conn.fetchrow(
                 "WITH c AS (INSERT INTO comments (post_id, parent_id, depth, kind, status,"
                 " author_name, author_email, author_url, avatar, ip, user_agent, body, html,"
-                " client_id, edit_token_hash, reasons) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-                " $9, $10::inet, $11, $12, $13, $14::uuid, $15, $16::jsonb) RETURNING *)"
-                f" SELECT {COMMENT_COLUMNS} FROM c JOIN posts p ON p.id = c.post_id",
+                " client_id, edit_token_hash, reasons, body_key) VALUES ($1, $2, $3, $4, $5,"
+                " $6, $7, $8, $9, $10::inet, $11, $12, $13, $14::uuid, $15, $16::jsonb, $17)"
+                f" RETURNING *) SELECT {COMMENT_COLUMNS} FROM c JOIN posts p ON p.id = c.post_id",
                 post.id, parent_id, depth, draft.kind, verdict.status, draft.author_name,
                 draft.author_email, draft.author_url, avatar, draft.ip, draft.user_agent,
                 draft.body, html, draft.client_id, token_hash(edit_token),
-                orjson.dumps(verdict.reasons).decode())
+                orjson.dumps(verdict.reasons).decode(), keys.body)
             comment = comment_of(row)
             return Written(comment, await self._publish(conn, post, None, comment),
                            verdict=verdict)
+
+    async def _admission(self, conn: Any, post: Post, draft: Draft, keys: MatchKeys,
+                         flood_defaults: tuple[int, int],
+                         duplicate_window: timedelta) -> Admission:
+        found = dict(await conn.fetchrow(
+            ADMISSION, post.id, duplicate_window, keys.body, draft.author_email,
+            draft.author_name, draft.client_id, draft.ip, *flood_defaults,
+            post.moderation == "pre", keys.email, keys.name))
+        duplicate = found.pop("duplicate")
+        facts = {name: found.pop(name) for name in AUTHOR_FACTS}
+        retry = Comment(**found) if found["id"] is not None else None
+        return Admission(retry, duplicate, facts)
 
     async def edit_token_matches(self, comment_id: int, token: str) -> bool:
         """Whether `token` is the edit token of the comment."""

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..models import STATUSES, Comment, iso
+from ..moderation import folded
 from .base import BAN_COLUMNS, COMMENT_SELECT, StoreBase, ban_of, comment_of, page
 
 # Each of models.FILTERS as SQL over `comments c`; a fixed text per filter (not an
@@ -33,9 +34,9 @@ BANS_OF = f"""
 SELECT x.id AS comment_id, {', '.join('b.' + c.strip() for c in BAN_COLUMNS.split(','))}
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(id, email, name, ip)
   JOIN bans b ON (b.expires_at IS NULL OR b.expires_at > now())
-             AND ((b.kind = 'email' AND b.value = x.email)
-               OR (b.kind = 'name' AND lower(b.value) = lower(x.name))
-               OR (b.kind = 'ip' AND b.value = x.ip))
+             AND ((b.kind = 'email' AND b.match_value = x.email)
+               OR (b.kind = 'name' AND b.match_value = x.name)
+               OR (b.kind = 'ip' AND x.ip IS NOT NULL AND b.network >>= x.ip::inet))
  ORDER BY b.id DESC
 """
 
@@ -118,9 +119,9 @@ class FeedStore(StoreBase):
                     for r in await conn.fetch(sql, values):
                         history[(kind, r["key"])][r["status"]] = r["n"]
             bans: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for r in await conn.fetch(BANS_OF, ids, [c.author_email for c in comments],
-                                      [c.author_name for c in comments],
-                                      [c.ip for c in comments]):
+            for r in await conn.fetch(
+                    BANS_OF, ids, [folded(c.author_email or "") for c in comments],
+                    [folded(c.author_name).strip() for c in comments], [c.ip for c in comments]):
                 bans[r["comment_id"]].append(ban_of({k: v for k, v in dict(r).items()
                                                      if k != "comment_id"}))
             reports: dict[int, list[dict[str, Any]]] = defaultdict(list)

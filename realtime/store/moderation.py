@@ -10,7 +10,7 @@ import orjson
 
 from ..errors import NotFound
 from ..models import Audit, Comment, iso
-from .base import BAN_COLUMNS, StoreBase, ban_of, page
+from .base import BAN_COLUMNS, StoreBase, active_ban, ban_of, page
 
 
 class ModerationStore(StoreBase):
@@ -71,21 +71,38 @@ class ModerationStore(StoreBase):
                 orjson.dumps(value).decode())
             await self._audit(conn, audit)
 
+    async def author_standing(self, comment: Comment, *, name: str,
+                              email: str | None) -> dict[str, Any]:
+        """What an edit of the comment is judged by: the stored policy, the post's moderation,
+        whether the author is trusted (another approved comment under the e-mail) and, over
+        the active bans that match the author, `shadow` (NULL: none, false: a real ban)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT value FROM settings WHERE name = 'moderation') AS policy,"
+            " (SELECT moderation FROM posts WHERE id = $1) AS moderation,"
+            " ($3::text IS NOT NULL AND EXISTS (SELECT 1 FROM comments WHERE author_email = $3"
+            "  AND status = 'approved' AND id <> $2)) AS trusted,"
+            f" (SELECT bool_and(shadow) FROM bans WHERE {active_ban('$4', '$5', '$6')})"
+            " AS shadow", comment.post_id, comment.id, comment.author_email, comment.ip,
+            email, name)
+        return dict(row)
+
     async def list_bans(self) -> list[dict[str, Any]]:
         """Every ban, newest first."""
         rows = await self.pool.fetch(f"SELECT {BAN_COLUMNS} FROM bans ORDER BY id DESC")
         return [ban_of(r) for r in rows]
 
-    async def add_ban(self, kind: str, value: str, *, shadow: bool, reason: str | None,
-                      expires_at: datetime | None, created_by: str, audit: Audit | None = None,
+    async def add_ban(self, kind: str, value: str, *, match: str, shadow: bool,
+                      reason: str | None, expires_at: datetime | None, created_by: str,
+                      audit: Audit | None = None,
                       comment: Comment | None = None) -> dict[str, Any]:
-        """Record a ban; the audit row (naming the ban, and the comment it came from) goes
-        in the same transaction."""
+        """Record a ban (`match`: the folded name or e-mail it matches); the audit row (naming
+        the ban, and the comment it came from) goes in the same transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "INSERT INTO bans (kind, value, shadow, reason, expires_at, created_by)"
-                f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {BAN_COLUMNS}",
-                kind, value, shadow, reason, expires_at, created_by)
+                "INSERT INTO bans (kind, value, match_value, shadow, reason, expires_at,"
+                f" created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {BAN_COLUMNS}",
+                kind, value, None if kind == "ip" else match, shadow, reason, expires_at,
+                created_by)
             ban = ban_of(row)
             if audit is not None:
                 audit = replace(audit, detail={**(audit.detail or {}), "ban": ban})
