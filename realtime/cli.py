@@ -1,4 +1,5 @@
-"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`."""
+"""The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`, `bench`;
+`import` and `export` come from `realtime.importers.commands`."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from . import db, demo
 from .config import SETTINGS, Settings
 from .errors import RealtimeError
+from .importers.commands import export, import_group
 from .service import Service
 from .store import Store
 
@@ -31,22 +34,37 @@ def _settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The database URL: the configured one, or the embedded database for as long as needed."""
+def database(settings: Settings, *, create: bool = False) -> Iterator[str]:
+    """The database URL: the configured one, or the embedded database for as long as needed.
+
+    Says on stderr which database it is. Only with `create` does a data directory without
+    an embedded database get a new one: a command run from the wrong directory must not
+    quietly work on a database the server never sees.
+    """
     if settings.database_url:
+        click.echo(f"database: {_without_password(settings.database_url)}", err=True)
         yield settings.database_url
         return
     from .embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        url = embedded.start()
+        url = embedded.start(create=create)
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from None
+    click.echo(f"database: the embedded one in {embedded.data_dir} ({embedded.what})", err=True)
     try:
         yield url
     finally:
         embedded.stop()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
@@ -106,15 +124,16 @@ def serve(with_demo: bool, **options: Any) -> None:
 
     settings = _settings(**options)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    with database(settings) as url:
+    with database(settings, create=True) as url:
         settings = settings.replace(database_url=url)
         if with_demo:
             _run(url, settings, demo.create_demo)
         # Worker processes build their app from the environment, so hand them every setting.
         os.environ.update({s.env: str(getattr(settings, s.name)) for s in SETTINGS})
         where = f"{settings.base_url}/p/{demo.SLUG}" if with_demo else f"{settings.base_url}/"
-        click.echo(f"realtime is serving at {where}", err=True)
-        server.run(settings)
+        # Said once the port is bound: a taken port ends the command before any promise.
+        server.run(settings, on_listening=lambda: click.echo(f"realtime is serving at {where}",
+                                                             err=True))
 
 
 @main.command()
@@ -173,7 +192,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
 
 @main.command()
 @click.argument("scenarios", nargs=-1,
-                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "9", "10", "11"]))
+                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12"]))
 @click.option("--quick", is_flag=True, help="small sizes and short steps (under a minute)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("BENCHMARKS.md"), show_default=True,
@@ -183,8 +202,8 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
 
     1 hot-thread fan-out, 2 many threads, 3 idle connections, 4 writes, 5 reads, 6 two nodes,
     7 the `websockets` reference, 9 the embed's first paint in a browser, 10 a live change
-    in the moderator console (a real browser), 11 logins under load.
-    Uses REALTIME_DATABASE_URL, else the embedded database.
+    in the moderator console (a real browser), 11 logins under load, 12 importing a large
+    export (peak memory). Uses REALTIME_DATABASE_URL, else the embedded database.
     Needs the bench/ folder of a source checkout.
     """
     from .bench import BenchUnavailable, run
@@ -196,3 +215,7 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
     except BenchUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+main.add_command(import_group)
+main.add_command(export)
