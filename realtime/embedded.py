@@ -195,6 +195,7 @@ def _attach_pgserver(pgserver: ModuleType, pgdata: Path) -> _Attachment:
     try:
         # The constructor, not get_server(): that returns a handle cached in this process even
         # after another process stopped the server, and would not register this process again.
+        pgdata.mkdir(exist_ok=True)
         server = pgserver.PostgresServer(pgdata, cleanup_mode="stop")
     except (OSError, subprocess.SubprocessError) as exc:
         logger.error("pgserver could not start PostgreSQL in %s", pgdata, exc_info=True)
