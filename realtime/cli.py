@@ -19,7 +19,7 @@ import click
 from . import db, demo
 from .config import SETTINGS, Settings
 from .errors import RealtimeError
-from .importers.commands import export, import_group
+from .importers.commands import create_data_dir_option, export, import_group
 from .service import Service
 from .store import Store
 
@@ -137,10 +137,11 @@ def serve(with_demo: bool, **options: Any) -> None:
 
 
 @main.command()
-def migrate() -> None:
+@create_data_dir_option
+def migrate(create_data_dir: bool) -> None:
     """Apply database migrations and exit."""
     settings = _settings()
-    with database(settings) as url:
+    with database(settings, create=create_data_dir) as url:
         async def apply(service: Service) -> None:
             return None
 
@@ -150,14 +151,15 @@ def migrate() -> None:
 
 @main.command("create-moderator")
 @click.argument("name")
-def create_moderator(name: str) -> None:
+@create_data_dir_option
+def create_moderator(name: str, create_data_dir: bool) -> None:
     """Create a moderator (or reset a password); reads the password from stdin if piped."""
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     settings = _settings()
-    with database(settings) as url:
+    with database(settings, create=create_data_dir) as url:
         moderator = _run(url, settings, lambda s: s.create_moderator(name, password))
     click.echo(f"moderator {moderator.username!r} is ready")
 
@@ -168,7 +170,9 @@ def create_moderator(name: str) -> None:
 @click.option("--url", default=None, help="the page the thread belongs to")
 @click.option("--moderation", type=click.Choice(["post", "pre"]), default=None,
               help="post: comments appear at once; pre: they wait for approval")
-def create_post(slug: str, title: str, url: str | None, moderation: str | None) -> None:
+@create_data_dir_option
+def create_post(slug: str, title: str, url: str | None, moderation: str | None,
+                create_data_dir: bool) -> None:
     """Create or update a post (a thread)."""
     from pydantic import ValidationError
 
@@ -183,7 +187,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
         raise click.ClickException(
             "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc))) from None
     settings = _settings()
-    with database(settings) as db_url:
+    with database(settings, create=create_data_dir) as db_url:
         post, created = _run(db_url, settings,
                              lambda s: s.put_post(slug, fields.model_dump(exclude_none=True)))
     click.echo(f"post {post.slug!r} {'created' if created else 'updated'}:"

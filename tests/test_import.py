@@ -29,9 +29,9 @@ PINGS = "2012-01-01-template-pingbacks-an-trackbacks"
 def realtime(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m realtime ARGS` against the database at url."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALTIME_")}
+    env.update(REALTIME_DATABASE_URL=url, REALTIME_LOG_LEVEL="warning")
     return subprocess.run([sys.executable, "-m", "realtime", *args], text=True,
-                          capture_output=True, timeout=300,
-                          env={**env, "REALTIME_DATABASE_URL": url, "REALTIME_LOG_LEVEL": "warning"})
+                          capture_output=True, timeout=300, env=env)
 
 
 def imported(url: str, kind: str, path: Path) -> str:

@@ -28,14 +28,15 @@ def import_group() -> None:
     """
 
 
-def _create_option(command: Any) -> Any:
+def create_data_dir_option(command: Any) -> Any:
+    """`--create-data-dir`: let a command other than `serve` make a new embedded database."""
     return click.option("--create-data-dir", is_flag=True,
                         help="create the embedded database if REALTIME_DATA_DIR has none")(command)
 
 
 @import_group.command("wordpress")
 @click.argument("file", type=FILE)
-@_create_option
+@create_data_dir_option
 def wordpress(file: Path, create_data_dir: bool) -> None:
     """Import a WordPress export (WXR, from Tools → Export): posts become threads by URL,
     comments keep threading, authors, dates, statuses and pingbacks. Running it again adds
@@ -45,7 +46,7 @@ def wordpress(file: Path, create_data_dir: bool) -> None:
 
 @import_group.command("disqus")
 @click.argument("file", type=FILE)
-@_create_option
+@create_data_dir_option
 def disqus(file: Path, create_data_dir: bool) -> None:
     """Import a Disqus XML export: threads become posts by link, comments keep threading,
     authors, dates and spam/deleted states. Running it again adds only what is new."""
@@ -54,7 +55,7 @@ def disqus(file: Path, create_data_dir: bool) -> None:
 
 @import_group.command("jsonl")
 @click.argument("file", type=FILE)
-@_create_option
+@create_data_dir_option
 def jsonl(file: Path, create_data_dir: bool) -> None:
     """Restore a `realtime export` file into an empty database (ids, threading, statuses,
     bans and settings as they were), all or nothing."""
