@@ -132,8 +132,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_pool: Any = None
+        # LISTEN and the migrations' advisory lock need a session of their own, which a
+        # pooler in transaction mode (PgBouncer) does not give: they may take another URL.
+        direct_url = settings.direct_database_url or settings.database_url
         if store is None:
-            conn = await db.connect(settings.database_url)
+            conn = await db.connect(direct_url)
             try:
                 await db.migrate(conn)
             finally:
@@ -146,7 +149,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         hub = Hub(node_id=node, queue_size=settings.queue_size,
                   replay_limit=settings.replay_limit, fetch_events=service.events_after,
                   fetch_private=service.private_comment)
-        bus = Bus(settings.database_url, on_event=hub.notify, on_presence=hub.remote_presence,
+        bus = Bus(direct_url, on_event=hub.notify, on_presence=hub.remote_presence,
                   on_reconnect=hub.resync)
         await bus.start()
 

@@ -64,6 +64,9 @@ SETTINGS: tuple[Setting, ...] = (
             "failed logins per username and address in 15 minutes before 429"),
     Setting("login_max_failures_per_ip", int, 50,
             "failed logins per address (IPv6: per /64) in 15 minutes before 429"),
+    Setting("direct_database_url", str, "",
+            "PostgreSQL URL for LISTEN and migrations, bypassing a transaction-mode pooler;"
+            " empty: REALTIME_DATABASE_URL"),
 )
 
 
@@ -107,6 +110,7 @@ class Settings:
     auto_create: bool = True
     login_max_failures: int = 10
     login_max_failures_per_ip: int = 50
+    direct_database_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import Live, wait_for
+from conftest import Live, start_server, wait_for
 from test_cluster import Node, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,3 +240,28 @@ async def test_server_sent_events_through_the_proxy(proxied: tuple[Proxy, list[N
         event = await asyncio.wait_for(next_data(), 10)
         assert event["type"] == "event" and event["data"]["id"] == posted.json()["comment"]["id"]
 
+
+
+def named(url: str, name: str) -> str:
+    """The URL with an application_name, which pg_stat_activity shows."""
+    return f"{url}{'&' if '?' in url else '?'}application_name={name}"
+
+
+async def test_listen_takes_the_direct_url(clean_db: str) -> None:
+    """With REALTIME_DIRECT_DATABASE_URL (for a pooler in transaction mode) the LISTEN
+    connection takes that URL and only the request pool takes REALTIME_DATABASE_URL."""
+    running = await start_server(named(clean_db, "rt-pooled"),
+                                 direct_database_url=named(clean_db, "rt-direct"))
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            assert (await client.get("/readyz")).status_code == 200
+        conn = await asyncpg.connect(clean_db)
+        try:
+            names = [r[0] for r in await conn.fetch(
+                "SELECT application_name FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name LIKE 'rt-%'")]
+        finally:
+            await conn.close()
+    finally:
+        await running.stop()
+    assert names.count("rt-direct") == 1 and names.count("rt-pooled") >= 1, names
