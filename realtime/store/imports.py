@@ -23,14 +23,14 @@ RESET_EVENT = "post.reset"
 BATCH = 2000
 INSERT_COMMENTS = """
 INSERT INTO comments (id, post_id, parent_id, depth, kind, status, author_name, author_email,
-                      author_url, avatar, ip, body, html, created_at)
+                      author_url, avatar, ip, body, html, created_at, public_replies)
 SELECT u.id, $1, u.parent_id, u.depth, u.kind, u.status, u.name, u.email, u.url, u.avatar,
-       u.ip::inet, u.body, u.html, u.created_at
+       u.ip::inet, u.body, u.html, u.created_at, u.replies
   FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],
               $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-              $14::timestamptz[])
+              $14::timestamptz[], $15::int[])
        AS u(id, parent_id, depth, kind, status, name, email, url, avatar, ip, body, html,
-            created_at)
+            created_at, replies)
 """
 
 
@@ -80,11 +80,15 @@ class ImportStore(StoreBase):
                     orphans += 1
                 placed[comment.source_id] = (new_id, depth)
                 rows.append((new_id, parent_id, depth, comment))
+            replies = _public_replies(rows)
             for start in range(0, len(rows), BATCH):
-                await self._insert_rows(conn, post.id, source, rows[start:start + BATCH])
+                await self._insert_rows(conn, post.id, source, rows[start:start + BATCH],
+                                        replies)
             added = Counter(c.status for c in fresh)
             seq = None
             if fresh:
+                # New comments were stored with their counts; this fixes their parents from
+                # earlier imports, which may now keep a tombstone.
                 await self._count_public_replies(conn, post.id)
                 seq = post.seq + 1
                 data = orjson.dumps({"reason": "imported"})
@@ -113,7 +117,8 @@ class ImportStore(StoreBase):
         raise RuntimeError(f"post {slug!r} could be neither found nor created")
 
     async def _insert_rows(self, conn: Any, post_id: int, source: str,
-                      rows: list[tuple[int, int | None, int, ImportedComment]]) -> None:
+                           rows: list[tuple[int, int | None, int, ImportedComment]],
+                           replies: Counter[int]) -> None:
         comments = [r[3] for r in rows]
         await conn.execute(
             INSERT_COMMENTS, post_id, [r[0] for r in rows], [r[1] for r in rows],
@@ -121,7 +126,7 @@ class ImportStore(StoreBase):
             [c.author_name for c in comments], [c.author_email for c in comments],
             [c.author_url for c in comments], [c.avatar for c in comments],
             [c.ip for c in comments], [c.body for c in comments], [c.html for c in comments],
-            [c.created_at for c in comments])
+            [c.created_at for c in comments], [replies[r[0]] for r in rows])
         await conn.execute(
             "INSERT INTO imported_comments (source, source_id, comment_id)"
             " SELECT $1, s, i FROM unnest($2::text[], $3::bigint[]) AS u(s, i)",
@@ -153,3 +158,13 @@ class ImportStore(StoreBase):
                 " FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS u(id, n, flip)"
                 " WHERE c.id = u.id", [c[0] for c in changed], [c[1] for c in changed],
                 [c[2] for c in changed])
+
+
+def _public_replies(rows: list[tuple[int, int | None, int, ImportedComment]]) -> Counter[int]:
+    """Each new comment's public replies among the new ones, children before parents."""
+    counts: Counter[int] = Counter()
+    for new_id, parent_id, _, comment in reversed(rows):
+        public = comment.status == VISIBLE or (comment.status in REMOVED and counts[new_id] > 0)
+        if public and parent_id is not None:
+            counts[parent_id] += 1
+    return counts
