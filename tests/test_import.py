@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from conftest import Running, login
+from conftest import Live, Running, login
 from test_api import assert_inert
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -314,3 +314,27 @@ async def test_one_reset_per_imported_thread_and_no_gap(server: Running,
     assert rows[-1]["data"] == '{"reason":"imported"}'
     page = (await mod.get(f"/api/posts/{TEMPLATE}/comments", params={"limit": 500})).json()
     assert page["seq"] == 4 and page["post"]["comment_count"] == 22
+
+
+async def test_an_open_reader_gets_one_reset_not_a_flood(server: Running,
+                                                         mod: httpx.AsyncClient) -> None:
+    """A reader with a thread open gets one message for the 20 comments imported into it: the
+    reset (reason imported; until the hub speaks `reset` it arrives as the `post.reset`
+    event), and nothing else."""
+    created = await mod.put(f"/api/posts/{TEMPLATE}", json={"title": "Template: Comments"})
+    assert created.status_code == 201
+    live = await Live.connect(server.ws_url)
+    try:
+        assert (await live.subscribe(f"post:{TEMPLATE}", since=0))["type"] == "subscribed"
+        imported(server.settings.database_url, "wordpress", WXR)
+        message = await live.next_of("event", "reset", timeout=30)
+        if message["type"] == "reset":
+            assert message == {"type": "reset", "channel": f"post:{TEMPLATE}",
+                               "reason": "imported"}
+        else:
+            assert message["event"] == "post.reset" and message["seq"] == 1
+            assert message["data"] == {"reason": "imported"}
+        await live.send({"op": "ping", "id": "after"})
+        assert await live.next_of("pong") == {"type": "pong", "id": "after"}
+    finally:
+        await live.close()
