@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # The realtime server as a container image: `docker compose up` runs two of these behind nginx
 # (see docker-compose.yml). Build: docker build -t realtime .
 #
