@@ -298,7 +298,8 @@ def _check_version(pgdata: Path, have: list[int], what: str) -> int | None:
     if wanted not in have:
         raise EmbeddedDatabaseError(
             f"The embedded database in {pgdata} was made by PostgreSQL {wanted}, and only"
-            f" {what} {'is' if len(have) == 1 else 'are'} installed here. Run realtime where PostgreSQL {wanted} is installed"
+            f" {what} {'is' if len(have) == 1 else 'are'} installed here. Run realtime where"
+            f" PostgreSQL {wanted} is installed"
             f" (its server binaries, e.g. Debian's postgresql-{wanted}, or the Python version"
             " that made the directory), or move the data: `realtime export > site.jsonl` there,"
             " then `realtime import jsonl site.jsonl --create-data-dir` with a new"
