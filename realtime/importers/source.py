@@ -80,15 +80,16 @@ class Report:
 
 
 def slug_from_url(url: str) -> str:
-    """The slug the embed derives from a page's URL: its path lowercased, each run of other
-    characters than a-z 0-9 . _ - made one '-', trimmed of '-', at most 200 characters.
+    """The slug the embed derives from a page's URL (static/api.js `slugFromUrl`): its path
+    lowercased, each run of other characters than a-z 0-9 . _ - made one '-', trimmed of '-',
+    at most 200 characters.
 
     A page known only by its query (WordPress without pretty links: `/?p=123`) takes the
     query instead, and the site's root page is `index`.
     """
     parts = urlsplit(url.strip())
     for text in (parts.path, parts.query):
-        slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")[:200].strip("-")
+        slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")[:200]
         if SLUG.match(slug):
             return slug
     return ROOT_SLUG
