@@ -52,6 +52,7 @@ SCENARIOS = {
     "9": "Embed first paint in a browser",
     "10": "Console live change",
     "11": "Logins under load",
+    "12": "Import peak memory",
 }
 P99_LIMIT_MS = 100.0
 TARGET_DELIVERIES = 20000
@@ -850,10 +851,16 @@ def scenario_11(ctx: Context, results: dict[str, Any]) -> None:
     run(ctx, results)
 
 
+def scenario_12(ctx: Context, results: dict[str, Any]) -> None:
+    from bench import import_memory  # its own module; imported late, it imports this one
+
+    import_memory.scenario_12(ctx, results)
+
+
 RUNNERS: dict[str, Callable[[Context, dict[str, Any]], None]] = {
     "1": scenario_1, "2": scenario_2, "3": scenario_3, "4": scenario_4, "5": scenario_5,
     "6": scenario_6, "7": scenario_7, "8": scenario_8, "9": scenario_9, "10": scenario_10,
-    "11": scenario_11,
+    "11": scenario_11, "12": scenario_12,
 }
 
 

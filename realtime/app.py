@@ -167,7 +167,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_pool = None if store is not None else await db.open_pool(
-            settings.database_url, settings.pool_size, settings.db_timeout_s)
+            settings.database_url, settings.pool_size, settings.db_timeout_s,
+            direct_url=settings.direct_url)
         the_store = store or Store(own_pool)
         service = Service(the_store, settings)
         await service.start()

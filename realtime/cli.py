@@ -1,5 +1,5 @@
 """The command line: `realtime serve`, `migrate`, `create-moderator`, `create-post`,
-`author export|erase`."""
+`author export|erase`, `bench`; `import` and `export` come from `realtime.importers.commands`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from . import db, demo
 from .config import SETTINGS, Settings
 from .errors import RealtimeError
+from .importers.commands import create_data_dir_option, export, import_group
 from .service import Service
 from .store import Store
 
@@ -32,27 +34,43 @@ def _settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The database URL: the configured one, or the embedded database for as long as needed."""
+def database(settings: Settings, *, create: bool = False) -> Iterator[str]:
+    """The database URL: the configured one, or the embedded database for as long as needed.
+
+    Says on stderr which database it is. Only with `create` does a data directory without
+    an embedded database get a new one: a command run from the wrong directory must not
+    quietly work on a database the server never sees.
+    """
     if settings.database_url:
+        click.echo(f"database: {_without_password(settings.database_url)}", err=True)
         yield settings.database_url
         return
     from .embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        url = embedded.start()
+        url = embedded.start(create=create)
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from None
+    click.echo(f"database: the embedded one in {embedded.data_dir} ({embedded.what})", err=True)
     try:
         yield url
     finally:
         embedded.stop()
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _run(url: str, settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
     async def main() -> T:
-        pool = await db.open_pool(url, 2, settings.db_timeout_s)
+        pool = await db.open_pool(url, 2, settings.db_timeout_s,
+                                  direct_url=settings.direct_database_url)
         service = Service(Store(pool), settings.replace(database_url=url))
         try:
             await service.start()
@@ -105,22 +123,24 @@ def serve(with_demo: bool, **options: Any) -> None:
 
     settings = _settings(**options)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    with database(settings) as url:
+    with database(settings, create=True) as url:
         settings = settings.replace(database_url=url)
         if with_demo:
             _run(url, settings, demo.create_demo)
         # Worker processes build their app from the environment, so hand them every setting.
         os.environ.update({s.env: str(getattr(settings, s.name)) for s in SETTINGS})
         where = f"{settings.base_url}/p/{demo.SLUG}" if with_demo else f"{settings.base_url}/"
-        click.echo(f"realtime is serving at {where}", err=True)
-        server.run(settings)
+        # Said once the port is bound: a taken port ends the command before any promise.
+        server.run(settings, on_listening=lambda: click.echo(f"realtime is serving at {where}",
+                                                             err=True))
 
 
 @main.command()
-def migrate() -> None:
+@create_data_dir_option
+def migrate(create_data_dir: bool) -> None:
     """Apply database migrations and exit."""
     settings = _settings()
-    with database(settings) as url:
+    with database(settings, create=create_data_dir) as url:
         async def apply(service: Service) -> None:
             return None
 
@@ -130,14 +150,15 @@ def migrate() -> None:
 
 @main.command("create-moderator")
 @click.argument("name")
-def create_moderator(name: str) -> None:
+@create_data_dir_option
+def create_moderator(name: str, create_data_dir: bool) -> None:
     """Create a moderator (or reset a password); reads the password from stdin if piped."""
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     settings = _settings()
-    with database(settings) as url:
+    with database(settings, create=create_data_dir) as url:
         moderator = _run(url, settings, lambda s: s.create_moderator(name, password))
     click.echo(f"moderator {moderator.username!r} is ready")
 
@@ -148,7 +169,9 @@ def create_moderator(name: str) -> None:
 @click.option("--url", default=None, help="the page the thread belongs to")
 @click.option("--moderation", type=click.Choice(["post", "pre"]), default=None,
               help="post: comments appear at once; pre: they wait for approval")
-def create_post(slug: str, title: str, url: str | None, moderation: str | None) -> None:
+@create_data_dir_option
+def create_post(slug: str, title: str, url: str | None, moderation: str | None,
+                create_data_dir: bool) -> None:
     """Create or update a post (a thread)."""
     from pydantic import ValidationError
 
@@ -164,7 +187,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
         raise click.ClickException(
             "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc))) from None
     settings = _settings()
-    with database(settings) as db_url:
+    with database(settings, create=create_data_dir) as db_url:
         post, created = _run(db_url, settings,
                              lambda s: s.put_post(slug, fields.model_dump(exclude_none=True)))
     click.echo(f"post {post.slug!r} {'created' if created else 'updated'}:"
@@ -173,7 +196,7 @@ def create_post(slug: str, title: str, url: str | None, moderation: str | None) 
 
 @main.command()
 @click.argument("scenarios", nargs=-1,
-                type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]))
+                type=click.Choice([str(n) for n in range(1, 13)]))
 @click.option("--quick", is_flag=True, help="small sizes and short steps (under a minute)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("BENCHMARKS.md"), show_default=True,
@@ -183,8 +206,9 @@ def bench(scenarios: tuple[str, ...], quick: bool, out: Path) -> None:
 
     1 hot-thread fan-out, 2 many threads, 3 idle connections, 4 writes, 5 reads, 6 two nodes,
     7 the `websockets` reference, 8 a hostile poster, 9 the embed's first paint in a browser,
-    10 a live change in the moderator console (a real browser), 11 logins under load.
-    Uses REALTIME_DATABASE_URL, else the embedded database.
+    10 a live change in the moderator console (a real browser), 11 logins under load, 12
+    importing a large export (peak memory). Uses REALTIME_DATABASE_URL, else the embedded
+    database.
     Needs the bench/ folder of a source checkout.
     """
     from .bench import BenchUnavailable, run
@@ -230,3 +254,7 @@ def author_erase(email: str) -> None:
     with database(settings) as url:
         erased = _run(url, settings, lambda s: erase_author(s, email))
     click.echo(f"erased {len(erased)} comment{'s' if len(erased) != 1 else ''} of {email}")
+
+
+main.add_command(import_group)
+main.add_command(export)

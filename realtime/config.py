@@ -78,6 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
             "processes per server that render long comments off the event loop"),
     Setting("render_cpu_limit_s", float, 0.5,
             "processor seconds one comment may take to render before it is refused"),
+    Setting("direct_database_url", str, "",
+            "PostgreSQL URL for LISTEN and migrations, bypassing a transaction-mode pooler;"
+            " empty: REALTIME_DATABASE_URL"),
 )
 
 
@@ -127,6 +130,7 @@ class Settings:
     metrics_token: str = ""
     render_workers: int = 2
     render_cpu_limit_s: float = 0.5
+    direct_database_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -166,6 +170,12 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def direct_url(self) -> str:
+        """Where LISTEN and the migrations connect: they need a session of their own, which a
+        pooler in transaction mode (PgBouncer) does not give."""
+        return self.direct_database_url or self.database_url
 
     @property
     def extra_origins(self) -> frozenset[str]:

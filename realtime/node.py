@@ -51,7 +51,7 @@ class Node:
                        ip_limit=settings.max_connections_per_ip,
                        fetch_page=service.event_page,
                        fetch_moderation=service.moderation_changes)
-        self.bus = Bus(settings.database_url, pool, node_id=node_id, on_event=self.hub.notify,
+        self.bus = Bus(settings.direct_url, pool, node_id=node_id, on_event=self.hub.notify,
                        on_presence=self.hub.presence.heard, on_sessions=self._sessions_changed,
                        on_reconnect=self._reconnected)
         self.loops: list[asyncio.Task[None]] = []

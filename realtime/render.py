@@ -68,7 +68,7 @@ def _absolute_links_only(tag: str, attribute: str, value: str) -> str | None:
 
 def render_markdown(body: str) -> str:
     """Safe HTML for a comment body."""
-    return _clean(_md.render(body))
+    return sanitize(_md.render(body))
 
 
 def render_with_links(body: str) -> tuple[str, int]:
@@ -76,10 +76,12 @@ def render_with_links(body: str) -> tuple[str, int]:
     `count_links`), from one parse of the Markdown: the parse is most of the cost."""
     env: dict[str, Any] = {}
     tokens = _md.parse(body, env)
-    return _clean(_md.renderer.render(tokens, _md.options, env)), _count_urls(tokens)
+    return sanitize(_md.renderer.render(tokens, _md.options, env)), _count_urls(tokens)
 
 
-def _clean(raw: str) -> str:
+def sanitize(raw: str) -> str:
+    """HTML from anywhere (our rendered Markdown, an imported comment) down to the allowed
+    tags and attributes, with only absolute http(s) and mailto links."""
     return nh3.clean(raw, tags=TAGS, attributes=ATTRIBUTES, url_schemes={"http", "https", "mailto"},
                      attribute_filter=_absolute_links_only, link_rel=LINK_REL).strip()
 

@@ -44,14 +44,19 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
     return uvicorn.Config(app, **{**options, **extra})
 
 
-def run(settings: Settings) -> None:
-    """Serve until stopped, in `settings.workers` processes sharing one socket."""
+def run(settings: Settings, on_listening: Callable[[], None] = lambda: None) -> None:
+    """Serve until stopped, in `settings.workers` processes sharing one socket.
+
+    `on_listening` runs once the socket is bound; a port already taken ends the process
+    (exit status 1, uvicorn logs why) before it runs.
+    """
     config = uvicorn_config("realtime.app:app_from_env", settings, factory=True,
                             workers=settings.workers)
-    if settings.workers <= 1:
-        uvicorn.Server(config).run()
-        return
     sock = config.bind_socket()
+    on_listening()
+    if settings.workers <= 1:
+        uvicorn.Server(config).run(sockets=[sock])
+        return
     Multiprocess(config, sockets=[sock]).run()
 
 

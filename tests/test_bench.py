@@ -63,3 +63,20 @@ def test_quick_hostile_poster_scenario_writes_its_report(database_url: str,
     assert "| other subscribers' p99 delivery under a hostile poster at full speed |" in report
     rows = re.findall(r"^\| (quiet|hostile poster)[^|]*\|.*\|$", report, re.MULTILINE)
     assert len(rows) == 3, report
+
+
+def test_quick_import_bench_reports_peak_memory(database_url: str, tmp_path: Path) -> None:
+    """Scenario 12 at quick size imports both generated exports and reports their peak RSS."""
+    out = tmp_path / "BENCHMARKS.md"
+    env = {**os.environ, "REALTIME_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime", "bench", "12", "--quick", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = out.read_text()
+    assert "### 12. Import peak memory" in report and "failed" not in report, report
+    rows = re.findall(r"^\| (wordpress|disqus) \| [\d,]+ \| [\d,]+ \| [\d.,]+ \| [\d,]+ \|"
+                      r" ([\d,]+) \|$", report, re.MULTILINE)
+    assert [kind for kind, _ in rows] == ["wordpress", "disqus"]
+    assert all(int(peak.replace(",", "")) > 0 for _, peak in rows)
+    assert "peak memory importing a 8 MB wordpress export" in report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,10 +113,13 @@ async def test_serve_demo_keeps_data_and_stops_its_database(data_dir: Path) -> N
 
 
 def test_create_moderator_and_post(data_dir: Path) -> None:
-    """create-moderator reads a piped password; create-post validates its arguments."""
-    made = cli(data_dir, "create-moderator", "alice", stdin="a long password\n")
+    """create-moderator reads a piped password; create-post validates its arguments; each
+    says which database it used."""
+    made = cli(data_dir, "create-moderator", "alice", "--create-data-dir",
+               stdin="a long password\n")
     assert made.returncode == 0, made.stderr
     assert "alice" in made.stdout
+    assert f"database: the embedded one in {data_dir.resolve()} (PostgreSQL" in made.stderr
     short = cli(data_dir, "create-moderator", "bob", stdin="short\n")
     assert short.returncode != 0 and "password" in short.stderr
     post = cli(data_dir, "create-post", "my-post", "--title", "My post", "--moderation", "pre")
@@ -136,3 +140,31 @@ def test_bad_settings_are_one_clear_line(data_dir: Path) -> None:
                             capture_output=True, timeout=60)
     assert result.returncode != 0
     assert "REALTIME_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_other_than_serve_do_not_create_a_database(data_dir: Path) -> None:
+    """Run where no server ever ran, a command names the directory and creates nothing."""
+    for args in (["create-moderator", "alice"], ["create-post", "p", "--title", "P"],
+                 ["migrate"], ["export"]):
+        result = cli(data_dir, *args, stdin="a long password\n")
+        assert result.returncode == 1, result.stdout
+        assert f"no embedded database in {data_dir.resolve()}" in result.stderr
+        assert "--create-data-dir" in result.stderr and "Traceback" not in result.stderr
+    assert not (data_dir / "pgdata").exists()
+
+
+async def test_serve_on_a_taken_port_promises_nothing(data_dir: Path) -> None:
+    """serve on a port already in use fails without saying it is serving, and its embedded
+    database stops with it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "realtime", "serve", "--port", str(port)],
+            env=environment(data_dir), text=True, capture_output=True, timeout=120)
+    assert result.returncode != 0
+    assert "serving at" not in result.stderr
+    assert "address already in use" in result.stderr.lower()
+    await wait_for(lambda: postmaster(data_dir) is None, timeout=30,
+                   what="the embedded database to stop")

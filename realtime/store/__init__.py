@@ -11,17 +11,20 @@ from .accounts import AccountStore
 from .base import COMMENT_COLUMNS, Written, token_hash
 from .comments import CommentStore
 from .feed import FeedStore
+from .imports import ImportStore
 from .moderation import ModerationStore
 from .posts import PostStore
 from .privacy import PrivacyStore
 from .threads import ThreadPage, ThreadStore
+from .transfer import TransferStore
 
 __all__ = ["COMMENT_COLUMNS", "Store", "ThreadPage", "Written", "token_hash"]
 
 
 class Store(PostStore, CommentStore, ThreadStore, FeedStore, ModerationStore, AccountStore,
-            PrivacyStore):
-    """Posts, comments, events, moderators, sessions and moderation in PostgreSQL."""
+            PrivacyStore, ImportStore, TransferStore):
+    """Posts, comments, events, moderators, sessions, moderation, imports and exports in
+    PostgreSQL."""
 
     async def ping(self, timeout: float) -> None:
         """Raise when the database cannot answer within about `timeout` seconds."""

@@ -139,12 +139,13 @@ class StoreBase:
             " SELECT pg_notify($5, $6)", *moderation_row(before, after), NOTIFY_CHANNEL,
             notify_payload(after.post, None, None, None, (after.id, after.version)))
 
-    async def _emit_reset(self, conn: Any, post: Post, reason: str) -> int:
+    async def _emit_reset(self, conn: Any, post: Post, reason: str, count_delta: int = 0) -> int:
         """Tell the post's readers to reload (a `post.reset` event), inside a transaction that
-        holds the post's lock (`_lock_post`); returns the event's seq."""
+        holds the post's lock (`_lock_post`), moving its comment count by `count_delta`;
+        returns the event's seq."""
         seq = post.seq + 1
         data = reset_data(reason)
-        await self._emit(conn, post.id, seq, 0, [(seq, POST_RESET, data.decode())],
+        await self._emit(conn, post.id, seq, count_delta, [(seq, POST_RESET, data.decode())],
                          [notify_payload(post.slug, seq, POST_RESET, data, None)])
         return seq
 
