@@ -17,15 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_bench_writes_a_report(database_url: str, tmp_path: Path) -> None:
     """Scenarios 1 (fan-out), 5 (reads) and 7 (references) at quick sizes give a full report."""
     out = tmp_path / "BENCHMARKS.md"
-    out.write_text("# Benchmarks\n\nhand-written notes\n\n<!-- results:begin -->\nold\n"
-                   "<!-- results:end -->\n\nmore notes\n")
+    out.write_text("# Benchmarks\n\nhand-written notes\n\n<!-- results:begin 1,5,7 -->\nold\n"
+                   "<!-- results:end 1,5,7 -->\n\nmore notes\n")
     env = {**os.environ, "REALTIME_DATABASE_URL": database_url}
     result = subprocess.run(
         [sys.executable, "-m", "realtime", "bench", "1", "5", "7", "--quick", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = out.read_text()
-    # What was outside the markers is kept; what was inside is replaced.
+    # What was outside the markers is kept; an earlier run of the same scenarios is replaced.
     assert report.startswith("# Benchmarks\n\nhand-written notes\n")
     assert report.rstrip().endswith("more notes")
     assert "\nold\n" not in report
@@ -80,3 +80,29 @@ def test_quick_import_bench_reports_peak_memory(database_url: str, tmp_path: Pat
     assert [kind for kind, _ in rows] == ["wordpress", "disqus"]
     assert all(int(peak.replace(",", "")) > 0 for _, peak in rows)
     assert "peak memory importing a 8 MB wordpress export" in report
+
+
+def test_a_run_of_some_scenarios_keeps_the_others_results(tmp_path: Path) -> None:
+    """A run of some scenarios replaces only an earlier run of the same ones; a full run
+    replaces every block; the text around the blocks stays."""
+    from bench.runner import SCENARIOS, run_key, write_report
+
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nintro\n\n<!-- results:begin -->\nold full\n"
+                   "<!-- results:end -->\n\nafterword\n")
+
+    def block(key: str, text: str) -> str:
+        return f"<!-- results:begin {key} -->\n{text}\n<!-- results:end {key} -->"
+
+    write_report(out, block("8", "hostile 1"), "8")
+    write_report(out, block("9,10", "browser"), "9,10")
+    write_report(out, block("8", "hostile 2"), "8")
+    text = out.read_text()
+    assert "old full" in text and "hostile 2" in text and "browser" in text
+    assert "hostile 1" not in text and text.count("results:begin") == 3
+    assert text.startswith("# Benchmarks\n\nintro") and text.rstrip().endswith("afterword")
+    key = run_key(sorted(SCENARIOS))
+    write_report(out, block(key, "new full"), key)
+    text = out.read_text()
+    assert key == "all" and text.count("results:begin") == 1 and "new full" in text
+    assert "old full" not in text and "hostile" not in text and "afterword" in text
