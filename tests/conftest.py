@@ -31,6 +31,7 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from playwright.async_api import Browser, Page, async_playwright
 from starlette.applications import Starlette
 
 from realtime import auth, db
@@ -337,3 +338,58 @@ async def nodes(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
     yield start
     for node in started:
         node.stop()
+
+
+# -- a real headless Chromium, for the tests marked `browser` ---------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic",
+                 "--no-first-run"]
+OpenPage = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the whole run; each test opens its own contexts."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    async with async_playwright() as playwright:
+        found = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                                 headless=True)
+        yield found
+        await found.close()
+
+
+@pytest.fixture
+async def open_page(browser: Browser, server: Running) -> AsyncIterator[OpenPage]:
+    """Open a server path in a fresh browser context (a separate reader); `moderator=True`
+    brings a session cookie. Fails the test on any script error."""
+    contexts = []
+    errors: list[str] = []
+
+    async def open_(path: str, setup: Callable[[Page], Awaitable[None]] | None = None, *,
+                    moderator: bool = False, color_scheme: str = "light",
+                    width: int = 1280) -> Page:
+        context = await browser.new_context(color_scheme=color_scheme,  # type: ignore[arg-type]
+                                            viewport={"width": width, "height": 900})
+        contexts.append(context)
+        if moderator:
+            token = auth.new_token()
+            await server.store.create_session(
+                await server.store.create_moderator(MOD_USER, _password_hash()),
+                token, datetime.now(UTC) + timedelta(hours=1))
+            await context.add_cookies([{"name": auth.SESSION_COOKIE, "value": token,
+                                        "url": server.url}])
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        if setup is not None:
+            await setup(page)
+        await page.goto(server.url + path)
+        return page
+
+    yield open_
+    # Closed before the server stops (this fixture depends on it), so no socket holds it up.
+    for context in contexts:
+        await context.close()
+    assert not errors, errors

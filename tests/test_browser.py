@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,61 +16,18 @@ from playwright.async_api import (
     Page,
     Route,
     WebSocketRoute,
-    async_playwright,
     expect,
 )
 
 from realtime.models import Draft
 
-from conftest import Running, comment_body, wait_for
+from conftest import OpenPage, Running, comment_body, wait_for
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic",
-                 "--no-first-run"]
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SLUG = "hello-world"
 LIVE = 10_000  # ms: a live change crosses PostgreSQL NOTIFY, the hub and the socket
-
-OpenPage = Callable[..., Awaitable[Page]]
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the whole run; each test opens its own contexts."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                                 headless=True)
-        yield found
-        await found.close()
-
-
-@pytest.fixture
-async def open_page(browser: Browser, server: Running) -> AsyncIterator[OpenPage]:
-    """Open a server path in a fresh browser context (a separate reader); fail on JS errors."""
-    contexts = []
-    errors: list[str] = []
-
-    async def open_(path: str, setup: Callable[[Page], Awaitable[None]] | None = None) -> Page:
-        context = await browser.new_context()
-        contexts.append(context)
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        if setup is not None:
-            await setup(page)
-        await page.goto(server.url + path)
-        return page
-
-    yield open_
-    # Closed before the server stops (this fixture depends on it), so no socket holds it up.
-    for context in contexts:
-        await context.close()
-    assert not errors, errors
-
 
 async def add_comment(client: httpx.AsyncClient, text: str, name: str = "Ann",
                       **extra: Any) -> dict[str, Any]:

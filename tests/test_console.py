@@ -4,85 +4,24 @@ panes, a bounded DOM, and accessibility."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
-from realtime import auth, logins
+from realtime import logins
 
-from conftest import MOD_PASSWORD, MOD_USER, Running, comment_body
+from conftest import MOD_PASSWORD, MOD_USER, OpenPage, Running, comment_body
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic",
-                 "--no-first-run"]
 SLUG = "hello-world"
 LIVE = 10_000  # ms: a live change crosses PostgreSQL NOTIFY, the hub and the socket
-
-Open = Callable[..., Awaitable[Page]]
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module's tests; each opens its own contexts."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                                 headless=True)
-        yield found
-        await found.close()
-
-
-@pytest.fixture
-async def open_page(browser: Browser, server: Running) -> AsyncIterator[Open]:
-    """Open a server path in a fresh browser context; `moderator=True` brings a session
-    cookie. Fails the test on any script error."""
-    contexts = []
-    errors: list[str] = []
-
-    async def open_(path: str, *, moderator: bool = False, color_scheme: str = "light",
-                    width: int = 1280, setup: Callable[[Page], Awaitable[None]] | None = None
-                    ) -> Page:
-        context = await browser.new_context(color_scheme=color_scheme,  # type: ignore[arg-type]
-                                            viewport={"width": width, "height": 900})
-        contexts.append(context)
-        if moderator:
-            token = auth.new_token()
-            await server.store.create_session(
-                (await server.store.create_moderator(MOD_USER, _hash())),
-                token, datetime.now(UTC) + timedelta(hours=1))
-            await context.add_cookies([{"name": auth.SESSION_COOKIE, "value": token,
-                                        "url": server.url}])
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        if setup is not None:
-            await setup(page)
-        await page.goto(server.url + path)
-        return page
-
-    yield open_
-    for context in contexts:
-        await context.close()
-    assert not errors, errors
-
-
-@functools.cache
-def _hash() -> str:
-    return auth.hash_password(MOD_PASSWORD)
-
 
 class _Tags(HTMLParser):
     def __init__(self) -> None:
@@ -114,14 +53,14 @@ def filter_button(page: Page, name: str) -> Any:
     return page.get_by_role("group", name="Status").get_by_role("button", name=name)
 
 
-async def open_console(open_page: Open, path: str = "/moderate") -> Page:
+async def open_console(open_page: OpenPage, path: str = "/moderate") -> Page:
     page = await open_page(path, moderator=True)
     await expect(page.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
     return page
 
 
 async def test_login_then_pending_appears_and_approve_goes_live(
-        open_page: Open, server: Running, mod: httpx.AsyncClient, client: httpx.AsyncClient,
+        open_page: OpenPage, server: Running, mod: httpx.AsyncClient, client: httpx.AsyncClient,
         post: dict[str, Any]) -> None:
     """A moderator logs in; a held comment appears without a reload; "Approve" makes it
     appear on a reader's page live."""
@@ -149,7 +88,7 @@ async def test_login_then_pending_appears_and_approve_goes_live(
     await expect(filter_button(console, "Pending")).to_contain_text("0", timeout=LIVE)
 
 
-async def test_delete_removes_it_from_two_readers(open_page: Open, client: httpx.AsyncClient,
+async def test_delete_removes_it_from_two_readers(open_page: OpenPage, client: httpx.AsyncClient,
                                                   post: dict[str, Any]) -> None:
     """"Delete" in the console removes the comment live from every open page."""
     troll = await add(client, "You are all idiots", "Troll")
@@ -164,7 +103,7 @@ async def test_delete_removes_it_from_two_readers(open_page: Open, client: httpx
     assert (await client.get(f"/api/comments/{troll['id']}")).status_code == 404
 
 
-async def test_ban_author_refuses_their_next_comment(open_page: Open, client: httpx.AsyncClient,
+async def test_ban_author_refuses_their_next_comment(open_page: OpenPage, client: httpx.AsyncClient,
                                                      post: dict[str, Any]) -> None:
     """"Ban author" by e-mail: the author's next comment gets 403 banned, and every entry of
     theirs shows the ban."""
@@ -187,7 +126,7 @@ async def test_ban_author_refuses_their_next_comment(open_page: Open, client: ht
 
 
 async def test_shadow_ban_hides_the_next_comment_from_others(
-        open_page: Open, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+        open_page: OpenPage, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
     """A shadow ban from the console: the author sees their next comment, another reader
     never does."""
     sly = await add(client, "Innocent start", "Sly")
@@ -220,7 +159,7 @@ async def test_shadow_ban_hides_the_next_comment_from_others(
 
 
 async def test_hold_word_from_settings_holds_and_shows_why(
-        open_page: Open, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+        open_page: OpenPage, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
     """A hold word saved in the settings pane holds the next comment, and its entry says
     which word held it."""
     console = await open_console(open_page, "/moderate#/settings")
@@ -243,7 +182,7 @@ async def test_hold_word_from_settings_holds_and_shows_why(
     await expect(console.get_by_label("Link limit")).to_have_value("3")
 
 
-async def test_reported_filter_shows_reasons_live(open_page: Open, client: httpx.AsyncClient,
+async def test_reported_filter_shows_reasons_live(open_page: OpenPage, client: httpx.AsyncClient,
                                                   post: dict[str, Any]) -> None:
     """A report reaches the "Reported" filter live, with its reason; approving dismisses it."""
     target = await add(client, "Contested opinion", "Ann")
@@ -262,7 +201,7 @@ async def test_reported_filter_shows_reasons_live(open_page: Open, client: httpx
     await expect(empty(console)).to_be_visible()
 
 
-async def test_two_consoles_see_each_others_actions(open_page: Open, client: httpx.AsyncClient,
+async def test_two_consoles_see_each_others_actions(open_page: OpenPage, client: httpx.AsyncClient,
                                                     mod: httpx.AsyncClient,
                                                     post: dict[str, Any]) -> None:
     """Two moderators at once: what one does leaves or changes the other's view live."""
@@ -281,7 +220,7 @@ async def test_two_consoles_see_each_others_actions(open_page: Open, client: htt
     await expect(empty(one)).to_be_visible()
 
 
-async def test_keyboard_alone_approves(open_page: Open, client: httpx.AsyncClient,
+async def test_keyboard_alone_approves(open_page: OpenPage, client: httpx.AsyncClient,
                                        mod: httpx.AsyncClient, post: dict[str, Any]) -> None:
     """j moves to a comment, a approves it, and focus moves on to the next one."""
     await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
@@ -311,7 +250,7 @@ async def test_keyboard_alone_approves(open_page: Open, client: httpx.AsyncClien
     assert {c["id"] for c in thread} == {older["id"], newer["id"]}
 
 
-async def test_keyboard_bans_and_escape_returns(open_page: Open, client: httpx.AsyncClient,
+async def test_keyboard_bans_and_escape_returns(open_page: OpenPage, client: httpx.AsyncClient,
                                                 post: dict[str, Any]) -> None:
     """b opens the ban form on the current entry; Escape closes it and focus comes back."""
     troll = await add(client, "Troll text", "Troll")
@@ -328,7 +267,8 @@ async def test_keyboard_bans_and_escape_returns(open_page: Open, client: httpx.A
                  ).to_be_focused()
 
 
-async def test_each_filter_stays_true_as_items_arrive(open_page: Open, client: httpx.AsyncClient,
+async def test_each_filter_stays_true_as_items_arrive(open_page: OpenPage,
+                                                      client: httpx.AsyncClient,
                                                       mod: httpx.AsyncClient,
                                                       post: dict[str, Any]) -> None:
     """The pending view takes in new pending comments only; filtering by post keeps others
@@ -368,7 +308,7 @@ async def seed(database_url: str, count: int) -> None:
         await conn.close()
 
 
-async def test_load_older_keeps_the_dom_bounded(open_page: Open, server: Running,
+async def test_load_older_keeps_the_dom_bounded(open_page: OpenPage, server: Running,
                                                 client: httpx.AsyncClient,
                                                 post: dict[str, Any]) -> None:
     """"Load older" pages through history while the DOM stays at most 150 entries; live
@@ -394,7 +334,7 @@ async def test_load_older_keeps_the_dom_bounded(open_page: Open, server: Running
     await expect(console.locator(".rt-entry")).to_have_count(150)
 
 
-async def test_stale_view_gets_the_comment_as_it_is(open_page: Open, client: httpx.AsyncClient,
+async def test_stale_view_gets_the_comment_as_it_is(open_page: OpenPage, client: httpx.AsyncClient,
                                                     mod: httpx.AsyncClient,
                                                     post: dict[str, Any]) -> None:
     """An action on an outdated copy is refused (409) and the entry shows the comment as it
@@ -427,7 +367,7 @@ async def test_stale_view_gets_the_comment_as_it_is(open_page: Open, client: htt
         "comments"][0]["status"] == "pending"
 
 
-async def test_posts_log_and_account_panes(open_page: Open, client: httpx.AsyncClient,
+async def test_posts_log_and_account_panes(open_page: OpenPage, client: httpx.AsyncClient,
                                            post: dict[str, Any]) -> None:
     """Create and close a post, pre-moderate it, find both in the log, lift a ban, and log
     out everywhere."""
@@ -476,7 +416,7 @@ async def check_axe(page: Page, what: str) -> None:
     assert not serious, (what, json.dumps(serious, indent=1)[:4000])
 
 
-async def test_console_is_accessible(open_page: Open, client: httpx.AsyncClient,
+async def test_console_is_accessible(open_page: OpenPage, client: httpx.AsyncClient,
                                      mod: httpx.AsyncClient, post: dict[str, Any]) -> None:
     """axe-core finds no critical or serious violation on any pane, light or dark, at
     desktop and tablet width; every control has an accessible name."""
@@ -531,7 +471,7 @@ async def test_the_console_cannot_be_framed(client: httpx.AsyncClient) -> None:
     assert 'href="/moderate"' in home.text
 
 
-async def test_login_form_says_when_throttled(open_page: Open, server: Running) -> None:
+async def test_login_form_says_when_throttled(open_page: OpenPage, server: Running) -> None:
     """At the failed-login limit the form says to wait rather than that the password is
     wrong."""
     for _ in range(server.settings.login_max_failures):

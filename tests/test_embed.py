@@ -16,8 +16,8 @@ from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, 
 
 from realtime import demo
 
-from conftest import Running, login
-from test_browser import LIVE, OpenPage, add_comment, browser, open_page, serve_site  # noqa: F401
+from conftest import OpenPage, Running, login
+from test_browser import LIVE, add_comment, serve_site
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +52,7 @@ async def site() -> AsyncIterator[tuple[dict[str, str], str, str]]:
 
 
 @pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[BrowserContext]]]:  # noqa: F811
+async def contexts(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[BrowserContext]]]:
     """New browser contexts (separate readers) that fail the test on a JavaScript error."""
     made: list[BrowserContext] = []
     errors: list[str] = []
@@ -237,7 +237,7 @@ async def comment_id(running: Running, body: str) -> int:
         await conn.close()
 
 
-async def test_huge_thread_pages_and_permalinks(server: Running, open_page: OpenPage  # noqa: F811
+async def test_huge_thread_pages_and_permalinks(server: Running, open_page: OpenPage
                                                 ) -> None:
     """3,000 comments: the first page draws alone, "Show more" reaches the end, a permalink
     deep in the thread opens in context."""
@@ -284,7 +284,7 @@ async def test_huge_thread_pages_and_permalinks(server: Running, open_page: Open
     assert await linked.locator(".rt-comments > .rt-comment").count() == 21
 
 
-async def test_new_comments_do_not_move_the_page(server: Running, open_page: OpenPage,  # noqa: F811
+async def test_new_comments_do_not_move_the_page(server: Running, open_page: OpenPage,
                                                  client: httpx.AsyncClient) -> None:
     """Comments arriving above the one being read keep it in place; a button leads to them."""
     await seed(server, "busy", 40)
@@ -413,7 +413,7 @@ async def test_no_serious_accessibility_violations(make_server: Any, site: Any,
             assert await axe_violations(page) == [], (url, scheme)
 
 
-async def test_keyboard_only_reading_replying_posting(open_page: OpenPage,  # noqa: F811
+async def test_keyboard_only_reading_replying_posting(open_page: OpenPage,
                                                       client: httpx.AsyncClient,
                                                       post: dict[str, Any]) -> None:
     """A skip link reaches the form; Escape cancels a reply; Ctrl+Enter posts; focus follows

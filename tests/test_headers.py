@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Running, comment_body
-from test_browser import OpenPage, browser, open_page  # noqa: F401  (fixtures)
+from conftest import OpenPage, Running, comment_body
 
 UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
 
@@ -106,7 +105,7 @@ INJECT = """() => {
 
 
 @pytest.mark.browser
-async def test_browser_enforces_the_policy(open_page: OpenPage,  # noqa: F811
+async def test_browser_enforces_the_policy(open_page: OpenPage,
                                            server: Running, post: dict[str, Any],
                                            client: httpx.AsyncClient) -> None:
     """In Chromium the demo thread and the console work with no policy violation, and an
