@@ -35,7 +35,7 @@ from .store import Store
 
 WINDOW = timedelta(minutes=15)
 MAX_WAITING = 8
-# One check at a time: argon2 is memory-hard (64 MiB, four lanes), and two at once would
+# One check at a time: argon2 is memory-hard (19 MiB per check), and two at once would
 # double what it takes from the caches the event loop shares.
 WORKERS = 1
 T = TypeVar("T")

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from realtime import auth, logins
 
@@ -169,3 +170,20 @@ async def test_ipv6_addresses_are_throttled_by_network() -> None:
     assert logins.address_key("192.0.2.1") == "192.0.2.1"
     assert logins.address_key(None) == ""
     assert logins.account_key("Mod") == logins.account_key("mod")
+
+
+async def test_a_hash_made_with_other_parameters_is_redone_at_login(
+        make_server: MakeServer) -> None:
+    """An account whose hash has other argon2 parameters (argon2-cffi's default, as an older
+    version stored) still logs in, and its hash is redone with today's parameters."""
+    server = await make_server()
+    old = PasswordHasher().hash(MOD_PASSWORD)
+    assert auth.needs_rehash(old)
+    await server.store.create_moderator(MOD_USER, old)
+    async with client_from(server) as http:
+        answer = await http.post(LOGIN, json={"username": MOD_USER, "password": MOD_PASSWORD})
+        assert answer.status_code == 200, answer.text
+    found = await server.store.moderator_password(MOD_USER)
+    assert found is not None and found[1] != old
+    assert not auth.needs_rehash(found[1]) and "m=19456,t=2,p=1" in found[1]
+    assert auth.check_password(found[1], MOD_PASSWORD)
