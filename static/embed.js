@@ -16,6 +16,14 @@ import { loadMessages, wantedLanguages } from "./i18n.js";
 import { OwnComments, sortChoice } from "./storage.js";
 import { Transport } from "./transport.js";
 import { PAGE, REPLIES, ThreadView } from "./view.js";
+// The modules below are imported by view.js, transport.js and sse.js; naming them here too
+// lets the browser ask for the whole graph in one round instead of one round per level.
+import "./cards.js";
+import "./forms.js";
+import "./live.js";
+import "./notices.js";
+import "./sse.js";
+import "./thread.js";
 
 const BASE = baseOf(import.meta.url);
 const STYLES_WITHIN_MS = 3000;
