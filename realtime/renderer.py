@@ -2,14 +2,15 @@
 
 markdown-it is pure Python and some inputs cost it far more than their length suggests: 10,000
 characters of `![` take a third of a second, and one Markdown parser running on the event loop
-stalls every live socket of the process for that long. So the loop renders only bodies short
-enough that no input can be slow (`render.INLINE_MAX`); longer ones go to a few worker
-processes (realtime.render_worker) that run at a lower CPU priority, stop a body after
-`REALTIME_RENDER_CPU_LIMIT_S` of processor time (the comment is refused as too complex), and
-answer over a pipe. Each client address has a budget of worker time for costly bodies
-(`Budget`): a client that keeps sending them is refused with 429, before its next request is
-even read, so it can neither keep the workers from everyone else nor cost the event loop
-more than a refusal.
+stalls every live socket of the process for that long. So the loop renders only bodies that
+cannot be slow (`render.renders_inline`: short, or of ordinary length with little markup);
+the others go to a few worker processes (realtime.render_worker) that run at a lower CPU
+priority (where ordinary comments would wait behind anything else the machine runs), stop a
+body after `REALTIME_RENDER_CPU_LIMIT_S` of processor time (the comment is refused as too
+complex), and answer over a pipe. Each client address has a budget of worker time for
+costly bodies (`Budget`): a client that keeps sending them is refused with 429, before its
+next request is even read, so it can neither keep the workers from everyone else nor cost
+the event loop more than a refusal.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class Budget:
 
 
 class Renderer:
-    """Markdown to HTML for the service: short bodies at once, the rest by the pool within the
+    """Markdown to HTML for the service: cheap bodies at once, the rest by the pool within the
     client's budget."""
 
     def __init__(self, workers: int, cpu_limit: float) -> None:
@@ -210,7 +211,7 @@ class Renderer:
 
     async def render(self, body: str, ip: str | None) -> tuple[str, int]:
         """Safe HTML for a body sent from `ip`, and how many links the link limit counts."""
-        if len(body) <= render.INLINE_MAX:
+        if render.renders_inline(body):
             return render.render_with_links(body)
         key = client_key(ip)
         self.budget.check(key)

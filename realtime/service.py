@@ -105,7 +105,7 @@ class Service(Logins):
         """
         keys = moderation.match_keys(draft)
         flood = (self.settings.flood_max_per_10_min, self.settings.flood_min_interval_s)
-        if len(draft.body) > render.INLINE_MAX:
+        if not render.renders_inline(draft.body):
             self.renderer.check(draft.ip)
             post, early = await self.store.admission(slug, draft, keys, flood_defaults=flood,
                                                      duplicate_window=DUPLICATE_WINDOW)

@@ -60,6 +60,24 @@ def test_relative_links_lose_their_target(target: str) -> None:
         '<p><a rel="nofollow ugc noopener">x</a></p>')
 
 
+@pytest.mark.parametrize(("body", "inline"), [
+    ("![" * 30, True),  # short: anything goes
+    ("An ordinary comment, with a (parenthesis), a *word* and a link: https://a.example/x.\n\n"
+     + "A second paragraph, plain words only. " * 20, True),
+    ("plain words " * 166, True),  # 1,992 characters, no markup
+    ("plain words " * 167, False),  # past 2,000 characters
+    ("![" * 5000, False),
+    ("$" * 2000, False),
+    ("a\n\n" * 600, False),  # 1,200 line breaks: 600 paragraphs
+    ("plain words " * 10 + "[" * 33, False),
+])
+def test_only_bodies_that_cannot_be_slow_render_on_the_event_loop(body: str,
+                                                                  inline: bool) -> None:
+    """Short bodies, and bodies of ordinary length with little markup, render on the loop;
+    long ones and those with many line breaks or Markdown characters go to the workers."""
+    assert render.renders_inline(body) is inline
+
+
 def test_avatar_hash_is_stable_and_private() -> None:
     """The avatar is a short keyed hash of the e-mail (else the name), never the e-mail
     itself, and without the site's key nobody can compute it from a guessed address."""

@@ -28,6 +28,19 @@ def render_workers() -> list[psutil.Process]:
             if "realtime.render_worker" in " ".join(p.cmdline())]
 
 
+async def test_an_ordinary_comment_is_rendered_without_a_worker(
+        client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+    """A comment of a few paragraphs with some Markdown renders at once on the server's own
+    loop: it neither waits for a low-priority worker nor pays the extra read before one."""
+    body = ("I was at the meeting last **Tuesday**, and the library's numbers (see"
+            " https://town.example/report) say evenings are busy.\n\nOpen until midnight,"
+            " please. " * 3)
+    created = await client.post(URL, json=comment_body(body))
+    assert created.status_code == 201, created.text
+    assert "<strong>Tuesday</strong>" in created.json()["comment"]["html"]
+    assert not render_workers()
+
+
 async def test_the_event_loop_answers_while_a_costly_body_renders(make_server: Any) -> None:
     """A costly body is rendered by a worker process: the server answers other requests
     while it renders, and the comment is stored as usual."""
