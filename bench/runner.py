@@ -988,12 +988,12 @@ def write_report(out: Path, generated: str, key: str) -> None:
     if not blocks:
         out.write_text(old.rstrip("\n") + "\n\n" + block)
         return
-    same = [b for b in blocks if key == "all" or b["key"] == key]
     if key == "all":
         kept = RESULTS.sub("", old[blocks[0].start():])
         out.write_text(old[:blocks[0].start()] + block + kept.lstrip("\n"))
-    elif same:
-        found = same[0]
+        return
+    found = next((b for b in blocks if b["key"] == key), None)
+    if found is not None:
         out.write_text(old[:found.start()] + block + old[found.end():])
     else:
         last = blocks[-1]

@@ -207,14 +207,20 @@ def _password_hash() -> str:
     return auth.hash_password(MOD_PASSWORD)
 
 
-async def login(running: Running) -> httpx.AsyncClient:
-    """A new HTTP client with a moderator session (argon2 runs once per test run, not here)."""
+async def moderator_session(running: Running) -> str:
+    """The session token of a new session of the test moderator (created when missing;
+    argon2 runs once per test run, not here)."""
     moderator = await running.store.create_moderator(MOD_USER, _password_hash())
     token = auth.new_token()
     await running.store.create_session(moderator, token, datetime.now(UTC) + timedelta(days=1))
-    http = httpx.AsyncClient(base_url=running.url, timeout=10, headers={"Origin": running.url},
+    return token
+
+
+async def login(running: Running) -> httpx.AsyncClient:
+    """A new HTTP client with a moderator session."""
+    token = await moderator_session(running)
+    return httpx.AsyncClient(base_url=running.url, timeout=10, headers={"Origin": running.url},
                              cookies={auth.SESSION_COOKIE: token})
-    return http
 
 
 @pytest.fixture
@@ -375,11 +381,8 @@ async def open_page(browser: Browser, server: Running) -> AsyncIterator[OpenPage
                                             viewport={"width": width, "height": 900})
         contexts.append(context)
         if moderator:
-            token = auth.new_token()
-            await server.store.create_session(
-                await server.store.create_moderator(MOD_USER, _password_hash()),
-                token, datetime.now(UTC) + timedelta(hours=1))
-            await context.add_cookies([{"name": auth.SESSION_COOKIE, "value": token,
+            await context.add_cookies([{"name": auth.SESSION_COOKIE,
+                                        "value": await moderator_session(server),
                                         "url": server.url}])
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
