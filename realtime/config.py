@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metrics_token", str, "",
             "bearer token for /metrics; empty: /metrics answers this machine only"),
     Setting("render_workers", int, 2,
-            "processes per server that render long comments off the event loop"),
+            "processes per server that render costly comments (long or markup-heavy) off the"
+            " event loop"),
     Setting("render_cpu_limit_s", float, 0.5,
             "processor seconds one comment may take to render before it is refused"),
     Setting("direct_database_url", str, "",
