@@ -104,20 +104,18 @@ function showConsole(username) {
     select.value = route().filter.post;
   }).catch(() => null);
   const state = $(".rt-live");
-  const showLive = (on) => {
-    state.textContent = on ? "Live" : "Connecting…";
-    state.dataset.state = on ? "open" : "closed";
-  };
-  showLive(false);
-  // "Live" once the server has the subscription, not when the socket opens: until then a
-  // change would reach no one.
-  live = new Live(BASE, { onState: (now) => { if (now !== "open") showLive(false); } });
+  live = new Live(BASE, {
+    onState: (now) => {
+      state.textContent = now === "open" ? "Live" : "Reconnecting…";
+      state.dataset.state = now;
+    },
+  });
+  let first = true;
   live.subscribe("moderation", {
-    // The channel has no seq: every subscribe, the first too (the first read may have run
-    // before it), is followed by a fresh read, so no change in between is missed.
+    // The channel has no seq: after a reconnect, a fresh read closes whatever gap it left.
     subscribed: () => {
-      showLive(true);
-      if (route().name === "feed") feed.open(route().filter);
+      if (!first && route().name === "feed") feed.open(route().filter);
+      first = false;
     },
     reset: () => feed.open(route().filter),
     event: (msg) => feed.apply(msg.data),
