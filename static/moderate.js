@@ -4,7 +4,8 @@
 // Served at /moderate by the server itself, same-origin only: the session cookie is HttpOnly,
 // so the browser sends it (and the Origin header that cookie-authenticated writes need)
 // unasked. The `moderation` channel has no seq to resume from, so every (re)subscription
-// re-reads the feed; the version rule merges the read with what the channel delivers.
+// re-reads the feed; the version rule merges the read with what the channel delivers
+// during it.
 
 import { AccountPane } from "./console/account.js";
 import { BASE, call, whenSignedOut } from "./console/api.js";
@@ -104,18 +105,23 @@ function showConsole(username) {
     select.value = route().filter.post;
   }).catch(() => null);
   const state = $(".rt-live");
+  const showLive = (on, text = "Connecting…") => {
+    state.textContent = on ? "Live" : text;
+    state.dataset.state = on ? "open" : "closed";
+  };
+  showLive(false);
+  // "Live" once the server has the subscription, not when the socket opens: until then a
+  // change reaches no one.
   live = new Live(BASE, {
-    onState: (now) => {
-      state.textContent = now === "open" ? "Live" : "Reconnecting…";
-      state.dataset.state = now;
-    },
+    onState: (now) => { if (now !== "open") showLive(false, "Reconnecting…"); },
   });
-  let first = true;
   live.subscribe("moderation", {
-    // The channel has no seq: after a reconnect, a fresh read closes whatever gap it left.
+    // The channel has no seq: every subscribe, the first too (the first read may have run
+    // before it), is followed by a fresh read of the newest page, merged with what the
+    // channel brings meanwhile, so no change in between is missed.
     subscribed: () => {
-      if (!first && route().name === "feed") feed.open(route().filter);
-      first = false;
+      showLive(true);
+      if (route().name === "feed") feed.refresh();
     },
     reset: () => feed.open(route().filter),
     event: (msg) => feed.apply(msg.data),

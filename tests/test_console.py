@@ -4,6 +4,7 @@ panes, a bounded DOM, and accessibility."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from html.parser import HTMLParser
 from typing import Any
@@ -12,11 +13,11 @@ import asyncpg
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import Page, Route, WebSocketRoute, expect
 
 from realtime import logins
 
-from conftest import MOD_PASSWORD, MOD_USER, OpenPage, Running, comment_body
+from conftest import MOD_PASSWORD, MOD_USER, OpenPage, Running, comment_body, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -365,6 +366,69 @@ async def test_stale_view_gets_the_comment_as_it_is(open_page: OpenPage, client:
     await expect(row.locator(".rt-body")).to_have_text("Edited meanwhile")
     assert (await mod.get("/api/moderation/comments", params={"ids": held["id"]})).json()[
         "comments"][0]["status"] == "pending"
+
+
+async def test_changes_as_the_console_connects_are_not_missed(
+        open_page: OpenPage, client: httpx.AsyncClient, mod: httpx.AsyncClient,
+        post: dict[str, Any]) -> None:
+    """The moderation channel has no seq: a comment held after the first read but before the
+    server has the subscription, and one held while the read that follows the subscription
+    is on its way, both appear; "Live" shows only once the channel is subscribed."""
+    await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
+    gate = asyncio.Event()
+    heard: list[dict[str, Any]] = []
+    reads = {"count": 0}
+    during: list[dict[str, Any]] = []
+
+    async def proxy(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+        held: list[str | bytes] = []
+
+        def from_page(message: str | bytes) -> None:
+            if json.loads(message).get("op") == "subscribe" and not gate.is_set():
+                held.append(message)
+            else:
+                server_side.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            data = json.loads(message)
+            heard.extend(data if isinstance(data, list) else [data])
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server_side.on_message(from_server)
+        await gate.wait()
+        for message in held:
+            server_side.send(message)
+
+    async def read(route: Route) -> None:
+        reads["count"] += 1
+        if reads["count"] != 2:
+            await route.continue_()
+            return
+        # The read that follows the subscription: answered as the server saw it before a
+        # comment that the channel then delivers to the page first.
+        answer = await route.fetch()
+        during.append(await add(client, "Held during the read", "Bea"))
+        await wait_for(lambda: any(m.get("type") == "event"
+                                   and m["data"]["id"] == during[0]["id"] for m in heard),
+                       what="the event for the comment held during the read")
+        await route.fulfill(response=answer)
+
+    async def setup(page: Page) -> None:
+        await page.route_web_socket("**/ws", proxy)
+        await page.route("**/api/moderation/comments?*status=*", read)
+
+    console = await open_page("/moderate", moderator=True, setup=setup)
+    await expect(empty(console)).to_be_visible()
+    await expect(console.locator(".rt-live")).to_have_text("Connecting…")
+    before = await add(client, "Held before the subscription", "Ann")
+    gate.set()
+    await expect(console.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
+    await expect(entry(console, before["id"])).to_have_count(1, timeout=LIVE)
+    await wait_for(lambda: during, what="the second read")
+    await expect(entry(console, during[0]["id"])).to_have_count(1, timeout=LIVE)
+    await expect(console.locator(".rt-entry")).to_have_count(2)
 
 
 async def test_posts_log_and_account_panes(open_page: OpenPage, client: httpx.AsyncClient,

@@ -37,6 +37,7 @@ export class FeedView {
     this.banOpen = new Map();
     this.current = null;
     this.generation = 0;
+    this.refreshes = 0;
     this.wantContext = new Set();
     this.timers = {};
     this.counts = {};
@@ -77,22 +78,46 @@ export class FeedView {
     }
   }
 
+  /**
+   * Read the newest page again and bring the model and the entries shown up to it, change
+   * by change like live ones (after the live channel is subscribed: whatever changed while
+   * no one listened). The entries stay usable meanwhile; changes heard during the read win
+   * over the page by the version rule.
+   */
+  async refresh() {
+    if (!this.feed.started) {
+      await this.open(this.feed.filter);
+      return;
+    }
+    const mine = ++this.refreshes;
+    const feed = this.feed;
+    feed.listen();
+    let page;
+    try {
+      page = await this.fetchPage(feed.filter, null);
+    } catch (error) {
+      if (mine === this.refreshes) this.showError(error.message);
+      return;
+    }
+    if (mine !== this.refreshes || feed !== this.feed) return;
+    for (const id of feed.rebase(page.comments, page.next)) this.place(feed.remove(id), id);
+    for (const comment of page.comments) this.apply(comment);
+    this.showError("");
+    this.updateChrome();
+  }
+
   /** Read the next page of the filter from the server into the model; false when a newer
-   * read (another filter) took over meanwhile or the read failed. */
+   * read took over meanwhile (another filter, or a refresh that moved the floor) or the read
+   * failed. */
   async readPage() {
     const mine = ++this.generation;
-    const { status, post } = this.feed.filter;
+    const feed = this.feed;
+    const floor = feed.floor;
     this.list.setAttribute("aria-busy", "true");
     try {
-      const before = Number.isFinite(this.feed.floor) ? this.feed.floor : null;
-      const page = await call("api/moderation/comments", { params: {
-        status, post, before, limit: PAGE } });
-      if (mine !== this.generation) return false;
-      this.feed.addPage(page.comments, page.next);
-      for (const comment of page.comments) {
-        if (comment.context?.post) this.posts.set(comment.post, {
-          ...this.posts.get(comment.post), ...comment.context.post, slug: comment.post });
-      }
+      const page = await this.fetchPage(feed.filter, Number.isFinite(floor) ? floor : null);
+      if (mine !== this.generation || feed.floor !== floor) return false;
+      feed.addPage(page.comments, page.next);
       this.showError("");
       return true;
     } catch (error) {
@@ -101,6 +126,17 @@ export class FeedView {
     } finally {
       if (mine === this.generation) this.list.setAttribute("aria-busy", "false");
     }
+  }
+
+  /** One page of `filter` older than `before` (null: the newest), its posts remembered. */
+  async fetchPage({ status, post }, before) {
+    const page = await call("api/moderation/comments", { params: {
+      status, post, before, limit: PAGE } });
+    for (const comment of page.comments) {
+      if (comment.context?.post) this.posts.set(comment.post, {
+        ...this.posts.get(comment.post), ...comment.context.post, slug: comment.post });
+    }
+    return page;
   }
 
   async loadOlder() {
@@ -162,18 +198,22 @@ export class FeedView {
 
   /** A comment as the server has it now: place, move or drop its entry. */
   apply(comment) {
-    const change = this.feed.upsert(comment);
+    this.place(this.feed.upsert(comment), comment.id);
+  }
+
+  /** The entries follow one change of the model ({was, now} indexes, or null). */
+  place(change, id) {
     if (change == null) return;
     const { was, now } = change;
     const end = this.start + this.rendered;
     if (was >= 0 && now >= 0) {
-      if (was >= this.start && was < end) this.redraw(comment.id);
+      if (was >= this.start && was < end) this.redraw(id);
     } else if (now >= 0) {
       if (now < this.start) this.start += 1;
       else if (now < end || this.rendered < this.size) this.insertAt(now);
     } else if (was >= 0) {
       if (was < this.start) this.start -= 1;
-      else if (was < end) this.removeAt(comment.id);
+      else if (was < end) this.removeAt(id);
     }
     this.updateChrome();
     this.refreshCounts();
