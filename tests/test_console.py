@@ -355,12 +355,21 @@ async def test_stale_view_gets_the_comment_as_it_is(open_page: OpenPage, client:
 
         server_side.on_message(from_server)
 
+    reads: list[str] = []
+
     async def setup(page: Page) -> None:
         await page.route_web_socket("**/ws", deafen)
+        page.on("requestfinished", lambda request: reads.append(request.url)
+                if "/api/moderation/comments?" in request.url and "status=" in request.url
+                else None)
 
     console = await open_page("/moderate", moderator=True, setup=setup)
     row = entry(console, held["id"])
     await expect(row.locator(".rt-body")).to_have_text("Original words")
+    await expect(console.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
+    # The first read, then the one after the channel is subscribed: only then is the view
+    # as fresh as it will get without the socket.
+    await wait_for(lambda: len(reads) >= 2, what="the read after subscribing")
     deaf["on"] = True
     await mod.patch(f"/api/comments/{held['id']}", json={"body": "Edited meanwhile"})
     await row.get_by_role("button", name="Reject").click()
