@@ -3,8 +3,8 @@ throttled in PostgreSQL.
 
 An argon2 check costs tens to hundreds of milliseconds of CPU. On the event loop it would stall
 every live socket of the process for that long, so it runs on a small pool of threads at the
-lowest CPU priority (argon2 releases the GIL): the loop takes the CPU whenever it needs it, and
-logins get what is left. At most `MAX_WAITING` checks wait at once; more answer 503 at once
+lowest CPU priority (SCHED_IDLE on Linux; argon2 releases the GIL): the loop takes the CPU
+whenever it needs it, and logins get what is left. At most `MAX_WAITING` checks wait at once; more answer 503 at once
 rather than queueing without bound.
 
 Failed logins are counted per address and per account at that address (never per account
@@ -45,9 +45,17 @@ _pool_lock = threading.Lock()
 
 
 def _lowest_priority() -> None:
-    # On Linux a thread has its own nice value, and threads it starts inherit it.
+    """This thread runs only on CPU time no one else wants. On Linux a thread has its own
+    policy: SCHED_IDLE, whose work any waking thread preempts at once and whose CPU counts as
+    free when the kernel places a waking thread; else the lowest nice value."""
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, 19)
     except (AttributeError, OSError):
         pass
 

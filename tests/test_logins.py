@@ -4,6 +4,7 @@ ended everywhere."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Awaitable, Callable
 
@@ -106,13 +107,16 @@ async def test_unknown_user_is_answered_like_a_wrong_password(server: Running,
 async def test_passwords_are_checked_off_the_event_loop(server: Running,
                                                         client: httpx.AsyncClient,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2 runs on the login threads, never on the thread of the event loop."""
+    """argon2 runs on the login threads, never on the thread of the event loop, and at the
+    idle scheduling policy."""
     await add_moderator(server)
     threads: list[str] = []
     check = auth.check_password
+    policies: list[int] = []
 
     def watched(password_hash: str | None, password: str) -> bool:
         threads.append(threading.current_thread().name)
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
         return check(password_hash, password)
 
     monkeypatch.setattr(auth, "check_password", watched)
@@ -120,6 +124,8 @@ async def test_passwords_are_checked_off_the_event_loop(server: Running,
     assert answer.status_code == 200
     assert len(threads) == 1 and threads[0].startswith("argon2")
     assert threads[0] != threading.current_thread().name
+    # Linux: only on CPU time nothing else wants (any waking thread preempts it at once).
+    assert policies == [os.SCHED_IDLE]
 
 
 async def test_too_many_waiting_logins_are_shed(server: Running, client: httpx.AsyncClient,
