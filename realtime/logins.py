@@ -4,8 +4,8 @@ throttled in PostgreSQL.
 An argon2 check costs tens to hundreds of milliseconds of CPU. On the event loop it would stall
 every live socket of the process for that long, so it runs on a small pool of threads at the
 lowest CPU priority (SCHED_IDLE on Linux; argon2 releases the GIL): the loop takes the CPU
-whenever it needs it, and logins get what is left. At most `MAX_WAITING` checks wait at once; more answer 503 at once
-rather than queueing without bound.
+whenever it needs it, and logins get what is left. At most `MAX_WAITING` checks wait at once;
+more answer 503 at once rather than queueing without bound.
 
 Failed logins are counted per address and per account at that address (never per account
 alone: that would let anyone lock a moderator out from anywhere), in the database, so the limit
