@@ -114,7 +114,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def scenario_11(ctx: Context, results: dict[str, Any]) -> None:
     n = ctx.plan.node_subs
-    seconds, rounds = (2.0, 2) if ctx.quick else (15.0, 4)
+    seconds, rounds = (2.0, 2) if ctx.quick else (15.0, 8)
     slug = ctx.slug("s11")
     create_posts(ctx, [slug])
     name = _moderator(ctx)
