@@ -123,7 +123,10 @@ function showConsole(username) {
       showLive(true);
       if (route().name === "feed") feed.refresh();
     },
-    reset: () => feed.open(route().filter),
+    // The server's listener reconnected and changes may have been missed: the same read.
+    reset: () => {
+      if (route().name === "feed") feed.refresh();
+    },
     event: (msg) => feed.apply(msg.data),
     error: (msg) => {
       if (msg.code === "forbidden") showLogin("Your session has ended; log in again.");

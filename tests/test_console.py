@@ -442,6 +442,42 @@ async def test_changes_as_the_console_connects_are_not_missed(
     await expect(console.locator(".rt-entry")).to_have_count(2)
 
 
+async def test_a_reset_of_the_moderation_channel_brings_what_was_missed(
+        open_page: OpenPage, client: httpx.AsyncClient, mod: httpx.AsyncClient,
+        post: dict[str, Any]) -> None:
+    """`reset` (listener_reconnected) on `moderation`: the console reads the feed again, so
+    a change whose event never came shows, and the entries already shown stay."""
+    await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
+    first = await add(client, "Shown from the start", "Ann")
+    sockets: list[WebSocketRoute] = []
+    deaf = {"on": False}
+
+    async def deafen(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        server_side = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if not deaf["on"]:
+                ws.send(message)
+
+        server_side.on_message(from_server)
+
+    async def setup(page: Page) -> None:
+        await page.route_web_socket("**/ws", deafen)
+
+    console = await open_page("/moderate", moderator=True, setup=setup)
+    await expect(console.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
+    shown = entry(console, first["id"])
+    await expect(shown).to_have_count(1)
+    await shown.evaluate("node => { node.dataset.kept = 'yes'; }")
+    deaf["on"] = True
+    missed = await add(client, "Its event was lost", "Bob")
+    sockets[0].send(json.dumps({"type": "reset", "channel": "moderation",
+                                "reason": "listener_reconnected"}))
+    await expect(entry(console, missed["id"])).to_have_count(1, timeout=LIVE)
+    await expect(shown).to_have_attribute("data-kept", "yes")
+
+
 async def test_posts_log_and_account_panes(open_page: OpenPage, client: httpx.AsyncClient,
                                            post: dict[str, Any]) -> None:
     """Create and close a post, pre-moderate it, find both in the log, lift a ban, and log
