@@ -825,8 +825,8 @@ def scenario_5(ctx: Context, results: dict[str, Any]) -> None:
         f"One post seeded with {plan.seed_comments:,} approved comments by one"
         f" `generate_series` INSERT ({seeded:.1f} s). Time to first page: {plan.first_reads}"
         " sequential `GET /api/posts/{slug}/comments?limit=N` (no cursor); pages/s: 8"
-        " concurrent readers on random keyset positions (`after=`). `limit=500` is what"
-        " `embed.js` asks for.\n\n"
+        " concurrent readers on random keyset positions (`after=`). `limit=500` is the"
+        " largest page the API gives.\n\n"
         + table(["limit", "first page p50 ms", "first page p99 ms", "pages/s",
                  "page p50 ms (8 readers)", "server CPU %", "core0/core1 busy %"], rows))
 
