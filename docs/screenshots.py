@@ -89,6 +89,7 @@ async def shoot(url: str) -> None:
                 await page.get_by_label("Password").fill(MODERATOR[1])
                 await page.get_by_role("button", name="Log in").click()
                 await page.get_by_role("button", name="Approve").first.wait_for()
+                await page.locator('.rt-live[data-state="open"]').wait_for()
                 await page.screenshot(path=str(HERE / file))
                 await context.close()
             await browser.close()
