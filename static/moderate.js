@@ -127,7 +127,10 @@ function showConsole(username) {
     reset: () => {
       if (route().name === "feed") feed.refresh();
     },
-    event: (msg) => feed.apply(msg.data),
+    // Other panes do not show the feed; opening it reads it afresh.
+    event: (msg) => {
+      if (route().name === "feed") feed.apply(msg.data);
+    },
     error: (msg) => {
       if (msg.code === "forbidden") showLogin("Your session has ended; log in again.");
     },
