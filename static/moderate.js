@@ -115,18 +115,18 @@ function showConsole(username) {
   live = new Live(BASE, {
     onState: (now) => { if (now !== "open") showLive(false, "Reconnecting…"); },
   });
+  // The channel has no seq: every subscribe, the first too (the first read may have run
+  // before it), and every reset (the server's listener reconnected) is followed by a fresh
+  // read of the newest page, merged with what the channel brings meanwhile.
+  const catchUp = () => {
+    if (route().name === "feed") feed.refresh();
+  };
   live.subscribe("moderation", {
-    // The channel has no seq: every subscribe, the first too (the first read may have run
-    // before it), is followed by a fresh read of the newest page, merged with what the
-    // channel brings meanwhile, so no change in between is missed.
     subscribed: () => {
       showLive(true);
-      if (route().name === "feed") feed.refresh();
+      catchUp();
     },
-    // The server's listener reconnected and changes may have been missed: the same read.
-    reset: () => {
-      if (route().name === "feed") feed.refresh();
-    },
+    reset: catchUp,
     // Other panes do not show the feed; opening it reads it afresh.
     event: (msg) => {
       if (route().name === "feed") feed.apply(msg.data);

@@ -54,6 +54,28 @@ def filter_button(page: Page, name: str) -> Any:
     return page.get_by_role("group", name="Status").get_by_role("button", name=name)
 
 
+class DeafSocket:
+    """The console's socket routed through the test, which can stop the server's messages
+    from reaching the page (`deaf = True`) and send the page messages of its own (`send`)."""
+
+    def __init__(self) -> None:
+        self.deaf = False
+        self.pages: list[WebSocketRoute] = []
+
+    async def route(self, ws: WebSocketRoute) -> None:
+        self.pages.append(ws)
+        server_side = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if not self.deaf:
+                ws.send(message)
+
+        server_side.on_message(from_server)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.pages[-1].send(json.dumps(message))
+
+
 async def open_console(open_page: OpenPage, path: str = "/moderate") -> Page:
     page = await open_page(path, moderator=True)
     await expect(page.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
@@ -344,21 +366,11 @@ async def test_stale_view_gets_the_comment_as_it_is(open_page: OpenPage, client:
     is now, with a note."""
     await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
     held = await add(client, "Original words", "Ann")
-    deaf = {"on": False}
-
-    async def deafen(ws: WebSocketRoute) -> None:
-        server_side = ws.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            if not deaf["on"]:
-                ws.send(message)
-
-        server_side.on_message(from_server)
-
+    socket = DeafSocket()
     reads: list[str] = []
 
     async def setup(page: Page) -> None:
-        await page.route_web_socket("**/ws", deafen)
+        await page.route_web_socket("**/ws", socket.route)
         page.on("requestfinished", lambda request: reads.append(request.url)
                 if "/api/moderation/comments?" in request.url and "status=" in request.url
                 else None)
@@ -370,7 +382,7 @@ async def test_stale_view_gets_the_comment_as_it_is(open_page: OpenPage, client:
     # The first read, then the one after the channel is subscribed: only then is the view
     # as fresh as it will get without the socket.
     await wait_for(lambda: len(reads) >= 2, what="the read after subscribing")
-    deaf["on"] = True
+    socket.deaf = True
     await mod.patch(f"/api/comments/{held['id']}", json={"body": "Edited meanwhile"})
     await row.get_by_role("button", name="Reject").click()
     await expect(row.locator(".rt-note")).to_contain_text("changed meanwhile")
@@ -449,31 +461,19 @@ async def test_a_reset_of_the_moderation_channel_brings_what_was_missed(
     a change whose event never came shows, and the entries already shown stay."""
     await mod.put(f"/api/posts/{SLUG}", json={"moderation": "pre"})
     first = await add(client, "Shown from the start", "Ann")
-    sockets: list[WebSocketRoute] = []
-    deaf = {"on": False}
-
-    async def deafen(ws: WebSocketRoute) -> None:
-        sockets.append(ws)
-        server_side = ws.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            if not deaf["on"]:
-                ws.send(message)
-
-        server_side.on_message(from_server)
+    socket = DeafSocket()
 
     async def setup(page: Page) -> None:
-        await page.route_web_socket("**/ws", deafen)
+        await page.route_web_socket("**/ws", socket.route)
 
     console = await open_page("/moderate", moderator=True, setup=setup)
     await expect(console.locator(".rt-live")).to_have_text("Live", timeout=LIVE)
     shown = entry(console, first["id"])
     await expect(shown).to_have_count(1)
     await shown.evaluate("node => { node.dataset.kept = 'yes'; }")
-    deaf["on"] = True
+    socket.deaf = True
     missed = await add(client, "Its event was lost", "Bob")
-    sockets[0].send(json.dumps({"type": "reset", "channel": "moderation",
-                                "reason": "listener_reconnected"}))
+    socket.send({"type": "reset", "channel": "moderation", "reason": "listener_reconnected"})
     await expect(entry(console, missed["id"])).to_have_count(1, timeout=LIVE)
     await expect(shown).to_have_attribute("data-kept", "yes")
 
