@@ -1,7 +1,7 @@
 """Moderator logins and sessions: passwords checked off the event loop, failed logins
 throttled in PostgreSQL.
 
-An argon2 check costs tens to hundreds of milliseconds of CPU. On the event loop it would stall
+An argon2 check costs tens of milliseconds of CPU. On the event loop it would stall
 every live socket of the process for that long, so it runs on a small pool of threads at the
 lowest CPU priority (SCHED_IDLE on Linux; argon2 releases the GIL): the loop takes the CPU
 whenever it needs it, and logins get what is left. At most `MAX_WAITING` checks wait at once;
@@ -124,22 +124,22 @@ class Logins:
         has too many failed logins in the last 15 minutes.
         """
         address, account = address_key(ip), account_key(username)
-        attempt, wait = await self.store.begin_login(
-            address, account, WINDOW, self.settings.login_max_failures,
+        start = await self.store.begin_login(
+            address, account, username, WINDOW, self.settings.login_max_failures,
             self.settings.login_max_failures_per_ip)
-        if attempt is None:
-            raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
-        found = await self.store.moderator_password(username)
-        if not await self.hashing.check(found[1] if found else None, password) or found is None:
+        if start.attempt is None:
+            raise RateLimited(f"too many failed logins; try again in {start.wait} s",
+                              retry_after=start.wait)
+        moderator, password_hash = start.moderator, start.password_hash
+        if not await self.hashing.check(password_hash, password) or moderator is None:
             raise Unauthorized("wrong username or password")
-        await self.store.login_succeeded(attempt, address, account)
-        moderator, password_hash = found
-        if auth.needs_rehash(password_hash):
+        if password_hash is not None and auth.needs_rehash(password_hash):
             await self.store.set_password_hash(
                 moderator, await self.hashing.run(auth.hash_password, password))
         token = auth.new_token()
         expires = datetime.now(UTC) + timedelta(days=self.settings.session_days)
-        await self.store.create_session(moderator, token, expires, ip=ip, user_agent=user_agent)
+        await self.store.create_session(moderator, token, expires, ip=ip, user_agent=user_agent,
+                                        login=(start.attempt, address, account))
         return moderator, token
 
     async def session_moderator(self, token: str) -> Moderator | None:

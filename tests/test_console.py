@@ -586,7 +586,7 @@ async def test_login_form_says_when_throttled(open_page: OpenPage, server: Runni
     """At the failed-login limit the form says to wait rather than that the password is
     wrong."""
     for _ in range(server.settings.login_max_failures):
-        await server.store.begin_login("127.0.0.1", logins.account_key(MOD_USER),
+        await server.store.begin_login("127.0.0.1", logins.account_key(MOD_USER), MOD_USER,
                                        logins.WINDOW, server.settings.login_max_failures,
                                        server.settings.login_max_failures_per_ip)
     page = await open_page("/moderate")

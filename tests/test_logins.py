@@ -4,6 +4,7 @@ ended everywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,20 @@ async def test_failed_logins_are_throttled_across_nodes(make_server: MakeServer)
         right = await elsewhere.post(LOGIN, json={"username": MOD_USER,
                                                   "password": MOD_PASSWORD})
         assert right.status_code == 200, right.text
+
+
+async def test_logins_sent_at_once_cannot_slip_under_the_limit(
+        make_server: MakeServer) -> None:
+    """Twenty wrong passwords sent at once over two nodes: exactly the limit's worth are
+    checked (401), the rest refused (429); each attempt is counted before its hash."""
+    one, two = (await make_server(login_max_failures=5),
+                await make_server(login_max_failures=5))
+    await add_moderator(one)
+    wrong = {"username": MOD_USER, "password": "guess"}
+    async with client_from(one) as a, client_from(two) as b:
+        answers = await asyncio.gather(*((a if i % 2 else b).post(LOGIN, json=wrong)
+                                         for i in range(20)))
+    assert sorted(answer.status_code for answer in answers) == [401] * 5 + [429] * 15
 
 
 async def test_failed_logins_are_throttled_per_address(make_server: MakeServer) -> None:
@@ -194,7 +209,8 @@ async def test_a_hash_made_with_other_parameters_is_redone_at_login(
     async with client_from(server) as http:
         answer = await http.post(LOGIN, json={"username": MOD_USER, "password": MOD_PASSWORD})
         assert answer.status_code == 200, answer.text
-    found = await server.store.moderator_password(MOD_USER)
-    assert found is not None and found[1] != old
-    assert not auth.needs_rehash(found[1]) and "m=19456,t=2,p=1" in found[1]
-    assert auth.check_password(found[1], MOD_PASSWORD)
+    stored = await server.store.pool.fetchval(
+        "SELECT password_hash FROM moderators WHERE username = $1", MOD_USER)
+    assert stored != old
+    assert not auth.needs_rehash(stored) and "m=19456,t=2,p=1" in stored
+    assert auth.check_password(stored, MOD_PASSWORD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,23 +11,17 @@ from ..errors import NotFound
 from ..models import Moderator, iso
 from .base import StoreBase, token_hash
 
-# Failed logins of the last window, for one address and for one account at that address,
-# capped at what the limits need, with the time the oldest counted one leaves the window.
-# $1 address, $2 account, $3 window, $4 per-account limit, $5 per-address limit.
-FAILURES = """
-WITH by_address AS (SELECT created_at FROM login_failures
-                     WHERE address = $1 AND created_at > now() - $3::interval
-                     ORDER BY created_at DESC LIMIT $5),
-     by_account AS (SELECT created_at FROM login_failures
-                     WHERE address = $1 AND account = $2 AND created_at > now() - $3::interval
-                     ORDER BY created_at DESC LIMIT $4)
-SELECT (SELECT count(*) FROM by_address) AS address_n,
-       extract(epoch FROM (SELECT min(created_at) FROM by_address) + $3::interval - now())
-           AS address_wait,
-       (SELECT count(*) FROM by_account) AS account_n,
-       extract(epoch FROM (SELECT min(created_at) FROM by_account) + $3::interval - now())
-           AS account_wait
-"""
+
+@dataclass(frozen=True)
+class LoginStart:
+    """A login attempt as the database took it: `attempt` is the id of the failure it counts
+    as until its password proves right, or None when the address (or the account at this
+    address) is at its limit for `wait` more seconds; the account, if there is one."""
+
+    attempt: int | None
+    wait: int
+    moderator: Moderator | None
+    password_hash: str | None
 
 
 class AccountStore(StoreBase):
@@ -40,25 +35,25 @@ class AccountStore(StoreBase):
             " RETURNING id, username", username, password_hash)
         return Moderator(row["id"], row["username"])
 
-    async def moderator_password(self, username: str) -> tuple[Moderator, str] | None:
-        """The account and its password hash, for login."""
-        row = await self.pool.fetchrow(
-            "SELECT id, username, password_hash FROM moderators WHERE username = $1", username)
-        return None if row is None else (Moderator(row["id"], row["username"]),
-                                         row["password_hash"])
-
     async def set_password_hash(self, moderator: Moderator, password_hash: str) -> None:
         """Store a rehashed password (argon2 parameters moved on)."""
         await self.pool.execute("UPDATE moderators SET password_hash = $2 WHERE id = $1",
                                 moderator.id, password_hash)
 
     async def create_session(self, moderator: Moderator, token: str, expires_at: datetime, *,
-                             ip: str | None = None, user_agent: str | None = None) -> None:
-        """Remember a login, and where it came from."""
+                             ip: str | None = None, user_agent: str | None = None,
+                             login: tuple[int, str, bytes] | None = None) -> None:
+        """Remember a login, and where it came from. `login` is the attempt that proved
+        right (its id, address and account): it and the account's earlier failures at that
+        address no longer count, in the same statement."""
+        attempt, address, account = login or (None, None, None)
         await self.pool.execute(
-            "INSERT INTO sessions (token_hash, moderator_id, expires_at, ip, user_agent)"
+            "WITH forgotten AS (DELETE FROM login_failures WHERE $6::bigint IS NOT NULL"
+            " AND (id = $6 OR (address = $7 AND account = $8)))"
+            " INSERT INTO sessions (token_hash, moderator_id, expires_at, ip, user_agent)"
             " VALUES ($1, $2, $3, $4::inet, $5)",
-            token_hash(token), moderator.id, expires_at, ip, user_agent)
+            token_hash(token), moderator.id, expires_at, ip, user_agent, attempt, address,
+            account)
 
     async def session_moderator(self, token: str) -> Moderator | None:
         """The moderator a live session token belongs to."""
@@ -102,34 +97,20 @@ class AccountStore(StoreBase):
                                               moderator.id)
         return int(result.rsplit(" ", 1)[1])
 
-    async def begin_login(self, address: str, account: bytes, window: timedelta,
-                          per_account: int, per_address: int) -> tuple[int | None, int]:
-        """Count a login attempt as failed until it proves right: (its id, 0); or (None,
-        seconds to wait) when the address, or the account at this address, is at its limit.
-
-        The count and the insert run under a lock on the address, on every node alike, so
-        attempts sent at once cannot all slip under the limit before any is counted.
-        """
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7331))",
-                               f"login:{address}")
-            row = await conn.fetchrow(FAILURES, address, account, window, per_account,
-                                      per_address)
-            waits = [row[f"{what}_wait"] for what, limit in (("account", per_account),
-                                                            ("address", per_address))
-                     if row[f"{what}_n"] >= limit]
-            if waits:
-                return None, max(1, math.ceil(max(waits)))
-            attempt: int = await conn.fetchval(
-                "INSERT INTO login_failures (account, address) VALUES ($1, $2) RETURNING id",
-                account, address)
-            return attempt, 0
-
-    async def login_succeeded(self, attempt: int, address: str, account: bytes) -> None:
-        """The attempt was right: it and the account's earlier failures here no longer count."""
-        await self.pool.execute(
-            "DELETE FROM login_failures WHERE id = $1 OR (address = $2 AND account = $3)",
-            attempt, address, account)
+    async def begin_login(self, address: str, account: bytes, username: str,
+                          window: timedelta, per_account: int, per_address: int) -> LoginStart:
+        """Count a login attempt as failed until it proves right, unless the address, or the
+        account at this address, is at its limit; with the account and its password hash.
+        One round trip: the count and the insert run under a lock on the address, on every
+        node alike, so attempts sent at once cannot all slip under the limit
+        (`realtime_begin_login` in migration 015)."""
+        row = await self.pool.fetchrow(
+            "SELECT * FROM realtime_begin_login($1, $2, $3, $4, $5, $6)",
+            address, account, username, window, per_account, per_address)
+        moderator = (None if row["moderator_id"] is None
+                     else Moderator(row["moderator_id"], row["username"]))
+        wait = 0 if row["attempt"] is not None else max(1, math.ceil(row["wait_s"]))
+        return LoginStart(row["attempt"], wait, moderator, row["password_hash"])
 
     async def prune_login_failures(self, window: timedelta) -> None:
         """Forget failed logins older than the window they count in."""
