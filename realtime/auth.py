@@ -15,8 +15,7 @@ SESSION_COOKIE = "realtime_session"
 # back by the login throttle, not the hash; the hash's cost is what a stolen database costs to
 # crack, and what every login costs the server. libsodium (through PyNaCl) computes it with the
 # widest vector instructions the processor has, chosen at run time: the same hash in half the
-# CPU time of argon2-cffi's portable build (14 against 29 ms on an AVX-512 Xeon), which is half
-# of what logins take from the live sockets sharing that CPU.
+# CPU time of argon2-cffi's portable build (14 against 29 ms on an AVX-512 Xeon).
 _PASSES = 2
 _MEMORY = 19 * 1024 * 1024
 # The PHC string's head for today's parameters; any other head is rehashed at the next login.
