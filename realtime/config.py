@@ -163,6 +163,9 @@ class Settings:
         if min(self.workers, self.max_depth, self.queue_size, self.render_workers) < 1:
             raise ValueError("REALTIME_WORKERS, REALTIME_MAX_DEPTH, REALTIME_QUEUE_SIZE and"
                              " REALTIME_RENDER_WORKERS must be at least 1")
+        if min(self.login_max_failures, self.login_max_failures_per_ip) < 1:
+            raise ValueError("REALTIME_LOGIN_MAX_FAILURES and REALTIME_LOGIN_MAX_FAILURES_PER_IP"
+                             " must be at least 1")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed."""

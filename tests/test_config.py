@@ -43,3 +43,5 @@ def test_environment_parsing() -> None:
         Settings.from_env({"REALTIME_PORT": "eighty"})
     with pytest.raises(ValueError, match="REALTIME_DEFAULT_MODERATION"):
         Settings.from_env({"REALTIME_DEFAULT_MODERATION": "sometimes"})
+    with pytest.raises(ValueError, match="REALTIME_LOGIN_MAX_FAILURES"):
+        Settings.from_env({"REALTIME_LOGIN_MAX_FAILURES_PER_IP": "0"})
