@@ -130,10 +130,11 @@ class Logins:
         if start.attempt is None:
             raise RateLimited(f"too many failed logins; try again in {start.wait} s",
                               retry_after=start.wait)
-        moderator, password_hash = start.moderator, start.password_hash
-        if not await self.hashing.check(password_hash, password) or moderator is None:
+        found = start.account
+        if not await self.hashing.check(found[1] if found else None, password) or found is None:
             raise Unauthorized("wrong username or password")
-        if password_hash is not None and auth.needs_rehash(password_hash):
+        moderator, password_hash = found
+        if auth.needs_rehash(password_hash):
             await self.store.set_password_hash(
                 moderator, await self.hashing.run(auth.hash_password, password))
         token = auth.new_token()

@@ -16,12 +16,12 @@ from .base import StoreBase, token_hash
 class LoginStart:
     """A login attempt as the database took it: `attempt` is the id of the failure it counts
     as until its password proves right, or None when the address (or the account at this
-    address) is at its limit for `wait` more seconds; the account, if there is one."""
+    address) is at its limit for `wait` more seconds; the account and its password hash, if
+    there is one."""
 
     attempt: int | None
     wait: int
-    moderator: Moderator | None
-    password_hash: str | None
+    account: tuple[Moderator, str] | None
 
 
 class AccountStore(StoreBase):
@@ -107,10 +107,10 @@ class AccountStore(StoreBase):
         row = await self.pool.fetchrow(
             "SELECT * FROM realtime_begin_login($1, $2, $3, $4, $5, $6)",
             address, account, username, window, per_account, per_address)
-        moderator = (None if row["moderator_id"] is None
-                     else Moderator(row["moderator_id"], row["username"]))
+        found = (None if row["moderator_id"] is None
+                 else (Moderator(row["moderator_id"], row["username"]), row["password_hash"]))
         wait = 0 if row["attempt"] is not None else max(1, math.ceil(row["wait_s"]))
-        return LoginStart(row["attempt"], wait, moderator, row["password_hash"])
+        return LoginStart(row["attempt"], wait, found)
 
     async def prune_login_failures(self, window: timedelta) -> None:
         """Forget failed logins older than the window they count in."""
